@@ -1,0 +1,438 @@
+"""Covariance types: the only module that knows how they differ.
+
+Every covariance type is described by the same few operations, so the EM engine
+never branches on the type:
+
+* which *second-order features* of a centred row it needs (``y_a * y_b`` for
+  a <= b for full/tied, ``y_a ** 2`` for diag, ``sum_a y_a ** 2`` for spherical);
+  the sufficient statistics of a component are the responsibility-weighted sums of
+  the features ``[1, y, second-order(y)]``;
+* how to turn those summed statistics into covariances;
+* how to turn parameters into the linear map from features to the per-component
+  weighted log-density (``log pi_k + log N(y | mu_k, Sigma_k)`` is a linear
+  function of the features, so one matrix product evaluates all components);
+* precision Cholesky factors, log-determinants, shapes, parameter counts, sampling.
+
+The conventions (shapes, ``precisions_cholesky_`` as the upper-triangular ``U``
+with ``U U^T = Sigma^-1``) are scikit-learn's, so fitted attributes are
+interchangeable with ``sklearn.mixture.GaussianMixture``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import linalg
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+ILL_DEFINED_MESSAGE = (
+    "Fitting the mixture model failed because some components have ill-defined "
+    "empirical covariance (for instance caused by singleton or collapsed samples). "
+    "Try to decrease the number of components, increase reg_covar, or scale the "
+    "input data."
+)
+
+
+class Covariance:
+    """Operations that depend on the covariance type.
+
+    Subclasses are stateless: every method takes the arrays it works on.
+    """
+
+    name: str = ""
+
+    # -- features --
+    def n_second_order(self, n_features: int) -> int:
+        """Number of second-order feature rows."""
+        raise NotImplementedError
+
+    def second_order_features(self, y: np.ndarray, out: np.ndarray) -> None:
+        """Write the second-order features of centred rows ``y`` (d, m) into ``out``."""
+        raise NotImplementedError
+
+    # -- statistics -> parameters --
+    def covariances_from_moments(
+        self,
+        nk: np.ndarray,
+        centred_means: np.ndarray,
+        second: np.ndarray,
+        reg_covar: float,
+    ) -> np.ndarray:
+        """Covariances from summed second-order features.
+
+        ``second`` holds the responsibility-weighted sums of the second-order
+        features about the fixed centre, ``(k, n_second_order)``; ``centred_means``
+        the component means minus the centre.
+        """
+        raise NotImplementedError
+
+    def precisions_cholesky(self, covariances: np.ndarray) -> np.ndarray:
+        """Upper-triangular ``U`` with ``U @ U.T`` the precision, as in sklearn."""
+        raise NotImplementedError
+
+    # -- parameters -> log-density weights --
+    def precision_terms(
+        self, precisions_cholesky: np.ndarray, centred_means: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Coefficients of the Mahalanobis term ``-(y - m)^T P (y - m) / 2``.
+
+        Returns ``(second, linear, constant)`` of shapes ``(k, n_second_order)``,
+        ``(k, d)`` and ``(k,)`` such that the term equals
+        ``second @ f2(y) + linear @ y + constant``.
+        """
+        raise NotImplementedError
+
+    def log_det_cholesky(self, precisions_cholesky: np.ndarray, n_features: int):
+        """``log det U`` per component: half the log-determinant of the precision."""
+        raise NotImplementedError
+
+    # -- conversions, shapes, counting --
+    def precisions_from_cholesky(self, precisions_cholesky: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def cholesky_from_precisions(self, precisions: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def covariances_from_precisions(self, precisions: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
+        """Shape of ``covariances_``/``precisions_`` for this type."""
+        raise NotImplementedError
+
+    def check_precisions(self, precisions: np.ndarray) -> None:
+        """Raise ``ValueError`` unless ``precisions`` are valid for this type."""
+        raise NotImplementedError
+
+    def n_covariance_parameters(self, n_components: int, n_features: int) -> int:
+        raise NotImplementedError
+
+    def full_covariances(
+        self, covariances: np.ndarray, n_components: int, n_features: int
+    ) -> np.ndarray:
+        """Covariances as a ``(k, d, d)`` stack (for plotting and sampling)."""
+        raise NotImplementedError
+
+    def sample(self, rng, means, covariances, counts) -> np.ndarray:
+        """Draw ``counts[k]`` rows from each component, stacked in component order."""
+        raise NotImplementedError
+
+    # -- shared helpers --
+    def n_features_total(self, n_features: int) -> int:
+        """Number of feature rows ``[1, y, second-order(y)]``."""
+        return 1 + n_features + self.n_second_order(n_features)
+
+    def log_prob_weights(
+        self,
+        log_weights: np.ndarray,
+        centred_means: np.ndarray,
+        precisions_cholesky: np.ndarray,
+    ) -> np.ndarray:
+        """Matrix ``W`` (k, q) with ``W @ [1, y, f2(y)] = log pi_k + log N_k(y)``."""
+        n_features = centred_means.shape[1]
+        second, linear, constant = self.precision_terms(
+            precisions_cholesky, centred_means
+        )
+        constant = (
+            constant
+            + self.log_det_cholesky(precisions_cholesky, n_features)
+            - 0.5 * n_features * _LOG_2PI
+            + log_weights
+        )
+        return np.hstack([constant[:, None], linear, second])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _check_spd(matrix: np.ndarray, what: str) -> None:
+    if not np.allclose(matrix, matrix.T) or np.any(np.linalg.eigvalsh(matrix) <= 0.0):
+        raise ValueError(f"'{what} precision' should be symmetric, positive-definite")
+
+
+def _check_positive(values: np.ndarray, what: str) -> None:
+    if np.any(values <= 0.0):
+        raise ValueError(f"'{what} precision' should be positive")
+
+
+def _chol_upper_of_inverse(covariances: np.ndarray) -> np.ndarray:
+    """sklearn's precision Cholesky ``inv(chol(Sigma)).T`` of a stack (k, d, d).
+
+    One batched Cholesky, then LAPACK's triangular inverse per matrix: on the
+    small matrices of a mixture, call overhead dominates, and ``trtri`` is
+    several times cheaper to call than ``solve_triangular``.
+    """
+    try:
+        lower = np.linalg.cholesky(covariances)
+    except np.linalg.LinAlgError:
+        raise ValueError(ILL_DEFINED_MESSAGE) from None
+    out = np.empty_like(lower)
+    for k, factor in enumerate(lower):
+        inverse, info = linalg.lapack.dtrtri(factor, lower=1)
+        if info != 0:
+            raise ValueError(ILL_DEFINED_MESSAGE)
+        out[k] = inverse.T
+    return out
+
+
+def _chol_upper_of_precision(precision: np.ndarray) -> np.ndarray:
+    """Upper ``U`` with ``U U^T = precision``, via the flipped lower factor."""
+    flipped = precision[::-1, ::-1]
+    return linalg.cholesky(flipped, lower=True, check_finite=False)[::-1, ::-1]
+
+
+class _MatrixCovariance(Covariance):
+    """Shared maths of 'full' and 'tied': second-order features ``y_a y_b``, a <= b."""
+
+    def n_second_order(self, n_features):
+        return n_features * (n_features + 1) // 2
+
+    def second_order_features(self, y, out):
+        # One row block per leading feature keeps memory traffic to a minimum
+        # (no (pairs, m) fancy-index temporaries); the loop is over features.
+        start = 0
+        d = y.shape[0]
+        for a in range(d):
+            np.multiply(y[a], y[a:], out=out[start : start + d - a])
+            start += d - a
+
+    @staticmethod
+    def _unpack(packed: np.ndarray, n_features: int) -> np.ndarray:
+        """(..., d(d+1)/2) upper-triangular rows -> (..., d, d) symmetric."""
+        rows, cols = np.triu_indices(n_features)
+        out = np.empty((*packed.shape[:-1], n_features, n_features))
+        out[..., rows, cols] = packed
+        out[..., cols, rows] = packed
+        return out
+
+    @staticmethod
+    def _pack_quadratic(precisions: np.ndarray) -> np.ndarray:
+        """Coefficients of ``y_a y_b`` (a <= b) in ``-y^T P y / 2``."""
+        n_features = precisions.shape[-1]
+        rows, cols = np.triu_indices(n_features)
+        return np.where(rows == cols, -0.5, -1.0) * precisions[..., rows, cols]
+
+    def check_precisions(self, precisions):
+        for matrix in precisions.reshape(-1, *precisions.shape[-2:]):
+            _check_spd(matrix, self.name)
+
+    def precisions_from_cholesky(self, precisions_cholesky):
+        return precisions_cholesky @ np.swapaxes(precisions_cholesky, -1, -2)
+
+    def covariances_from_precisions(self, precisions):
+        return np.linalg.inv(precisions)
+
+
+class FullCovariance(_MatrixCovariance):
+    """Each component has its own general covariance matrix."""
+
+    name = "full"
+
+    def covariances_from_moments(self, nk, centred_means, second, reg_covar):
+        n_features = centred_means.shape[1]
+        cov = self._unpack(second / nk[:, None], n_features)
+        cov -= centred_means[:, :, None] * centred_means[:, None, :]
+        cov[:, np.arange(n_features), np.arange(n_features)] += reg_covar
+        return cov
+
+    def precisions_cholesky(self, covariances):
+        return _chol_upper_of_inverse(covariances)
+
+    def precision_terms(self, precisions_cholesky, centred_means):
+        precisions = self.precisions_from_cholesky(precisions_cholesky)
+        linear = np.einsum("kab,kb->ka", precisions, centred_means)
+        constant = -0.5 * np.einsum("ka,ka->k", linear, centred_means)
+        return self._pack_quadratic(precisions), linear, constant
+
+    def log_det_cholesky(self, precisions_cholesky, n_features):
+        return np.log(np.diagonal(precisions_cholesky, axis1=1, axis2=2)).sum(axis=1)
+
+    def cholesky_from_precisions(self, precisions):
+        return np.stack([_chol_upper_of_precision(p) for p in precisions])
+
+    def shape(self, n_components, n_features):
+        return (n_components, n_features, n_features)
+
+    def n_covariance_parameters(self, n_components, n_features):
+        return n_components * n_features * (n_features + 1) // 2
+
+    def full_covariances(self, covariances, n_components, n_features):
+        return covariances
+
+    def sample(self, rng, means, covariances, counts):
+        return np.vstack(
+            [
+                rng.multivariate_normal(mean, cov, int(count))
+                for mean, cov, count in zip(means, covariances, counts, strict=False)
+            ]
+        )
+
+
+class TiedCovariance(_MatrixCovariance):
+    """All components share one general covariance matrix."""
+
+    name = "tied"
+
+    def covariances_from_moments(self, nk, centred_means, second, reg_covar):
+        n_features = centred_means.shape[1]
+        # Within-component scatter from each component's own statistics.
+        # scikit-learn uses X^T X of *all* rows instead; the two agree whenever
+        # responsibilities sum to one, but differ for the single-row seeds of
+        # 'k-means++'/'random_from_data', where sklearn's start depends on the
+        # coordinate origin and often collapses every mean onto the data mean.
+        scatter = self._unpack(second.sum(axis=0), n_features)
+        scatter -= (nk[:, None] * centred_means).T @ centred_means
+        cov = scatter / nk.sum()
+        cov.flat[:: n_features + 1] += reg_covar
+        return cov
+
+    def precisions_cholesky(self, covariances):
+        return _chol_upper_of_inverse(covariances[None])[0]
+
+    def precision_terms(self, precisions_cholesky, centred_means):
+        precision = self.precisions_from_cholesky(precisions_cholesky)
+        linear = centred_means @ precision
+        constant = -0.5 * np.einsum("ka,ka->k", linear, centred_means)
+        packed = self._pack_quadratic(precision)
+        second = np.broadcast_to(packed, (len(centred_means), packed.size))
+        return second, linear, constant
+
+    def log_det_cholesky(self, precisions_cholesky, n_features):
+        return np.log(np.diagonal(precisions_cholesky)).sum()
+
+    def cholesky_from_precisions(self, precisions):
+        return _chol_upper_of_precision(precisions)
+
+    def shape(self, n_components, n_features):
+        return (n_features, n_features)
+
+    def n_covariance_parameters(self, n_components, n_features):
+        return n_features * (n_features + 1) // 2
+
+    def full_covariances(self, covariances, n_components, n_features):
+        return np.broadcast_to(covariances, (n_components, *covariances.shape))
+
+    def sample(self, rng, means, covariances, counts):
+        return np.vstack(
+            [
+                rng.multivariate_normal(mean, covariances, int(count))
+                for mean, count in zip(means, counts, strict=False)
+            ]
+        )
+
+
+class _VectorCovariance(Covariance):
+    """Shared maths of 'diag' and 'spherical': precisions stored as ``1/sigma``."""
+
+    def precisions_from_cholesky(self, precisions_cholesky):
+        return precisions_cholesky**2
+
+    def cholesky_from_precisions(self, precisions):
+        return np.sqrt(precisions)
+
+    def covariances_from_precisions(self, precisions):
+        return 1.0 / precisions
+
+    def precisions_cholesky(self, covariances):
+        if np.any(covariances <= 0.0) or not np.all(np.isfinite(covariances)):
+            raise ValueError(ILL_DEFINED_MESSAGE)
+        return 1.0 / np.sqrt(covariances)
+
+    def check_precisions(self, precisions):
+        _check_positive(precisions, self.name)
+
+    def sample(self, rng, means, covariances, counts):
+        n_features = means.shape[1]
+        return np.vstack(
+            [
+                mean + rng.standard_normal(size=(int(count), n_features)) * np.sqrt(cov)
+                for mean, cov, count in zip(means, covariances, counts, strict=False)
+            ]
+        )
+
+
+class DiagCovariance(_VectorCovariance):
+    """Each component has its own diagonal covariance matrix."""
+
+    name = "diag"
+
+    def n_second_order(self, n_features):
+        return n_features
+
+    def second_order_features(self, y, out):
+        np.multiply(y, y, out=out)
+
+    def covariances_from_moments(self, nk, centred_means, second, reg_covar):
+        return second / nk[:, None] - centred_means**2 + reg_covar
+
+    def precision_terms(self, precisions_cholesky, centred_means):
+        precisions = precisions_cholesky**2
+        linear = precisions * centred_means
+        constant = -0.5 * np.einsum("ka,ka->k", linear, centred_means)
+        return -0.5 * precisions, linear, constant
+
+    def log_det_cholesky(self, precisions_cholesky, n_features):
+        return np.log(precisions_cholesky).sum(axis=1)
+
+    def shape(self, n_components, n_features):
+        return (n_components, n_features)
+
+    def n_covariance_parameters(self, n_components, n_features):
+        return n_components * n_features
+
+    def full_covariances(self, covariances, n_components, n_features):
+        return np.stack([np.diag(c) for c in covariances])
+
+
+class SphericalCovariance(_VectorCovariance):
+    """Each component has its own single variance."""
+
+    name = "spherical"
+
+    def n_second_order(self, n_features):
+        return 1
+
+    def second_order_features(self, y, out):
+        np.einsum("am,am->m", y, y, out=out[0])
+
+    def covariances_from_moments(self, nk, centred_means, second, reg_covar):
+        n_features = centred_means.shape[1]
+        mean_square = second[:, 0] / nk - (centred_means**2).sum(axis=1)
+        return mean_square / n_features + reg_covar
+
+    def precision_terms(self, precisions_cholesky, centred_means):
+        precisions = precisions_cholesky**2
+        linear = precisions[:, None] * centred_means
+        constant = -0.5 * np.einsum("ka,ka->k", linear, centred_means)
+        return -0.5 * precisions[:, None], linear, constant
+
+    def log_det_cholesky(self, precisions_cholesky, n_features):
+        return n_features * np.log(precisions_cholesky)
+
+    def shape(self, n_components, n_features):
+        return (n_components,)
+
+    def n_covariance_parameters(self, n_components, n_features):
+        return n_components
+
+    def full_covariances(self, covariances, n_components, n_features):
+        return covariances[:, None, None] * np.eye(n_features)
+
+
+COVARIANCE_TYPES: dict[str, Covariance] = {
+    cls.name: cls()
+    for cls in (FullCovariance, TiedCovariance, DiagCovariance, SphericalCovariance)
+}
+
+
+def get_covariance(covariance_type: str) -> Covariance:
+    """The operations object of ``covariance_type``."""
+    try:
+        return COVARIANCE_TYPES[covariance_type]
+    except KeyError:
+        raise ValueError(
+            f"covariance_type must be one of {sorted(COVARIANCE_TYPES)}, "
+            f"got {covariance_type!r}"
+        ) from None

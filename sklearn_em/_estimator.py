@@ -1,0 +1,543 @@
+"""The scikit-learn face of the library: parameters, validation, fitted attributes."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from numbers import Integral, Real
+from time import perf_counter
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_array, check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._covariance import COVARIANCE_TYPES, get_covariance
+from ._em import MixtureParams, log_prob_matrix, run_em
+from ._init import initial_params
+from ._stats import ChunkedEStep
+
+
+class GaussianMixture(ClusterMixin, BaseEstimator):
+    """Gaussian mixture clustering by Expectation-Maximization.
+
+    A drop-in replacement for :class:`sklearn.mixture.GaussianMixture`: the same
+    parameters, the same fitted attributes and, from the same initialisation, the
+    same answer. The EM engine works on sufficient statistics over chunks of rows,
+    which keeps memory beyond ``X`` independent of the number of samples and
+    accumulates float32 input in float64.
+
+    Parameters
+    ----------
+    n_components : int, default=3
+        Number of mixture components. **Differs from scikit-learn** (default 1):
+        this estimator is a clusterer, and one cluster is never a useful default.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        Form of the covariance matrices: each component its own general matrix
+        ('full'), one shared general matrix ('tied'), its own diagonal matrix
+        ('diag') or its own single variance ('spherical').
+    tol : float, default=1e-3
+        Convergence threshold on the change of the lower bound (mean
+        log-likelihood per sample) between iterations.
+    reg_covar : float, default=1e-6
+        Non-negative regularization added to the diagonal of covariances.
+    max_iter : int, default=100
+        Number of EM iterations to perform.
+    n_init : int, default=1
+        Number of initializations; the best result is kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, \
+            default='kmeans'
+        How the initial responsibilities are drawn (as in scikit-learn).
+    weights_init : array-like of shape (n_components,), default=None
+        Initial weights.
+    means_init : array-like of shape (n_components, n_features), default=None
+        Initial means.
+    precisions_init : array-like, default=None
+        Initial precisions (inverse covariances); shape depends on
+        ``covariance_type`` as in scikit-learn.
+    random_state : int, RandomState instance or None, default=None
+        Controls the random initialization.
+    warm_start : bool, default=False
+        If True, each ``fit`` starts from the previous solution (``n_init`` is
+        then ignored after the first fit).
+    verbose : int, default=0
+        Print progress: 1 per initialization, 2 also per iteration.
+    verbose_interval : int, default=10
+        Iterations between progress messages.
+    chunk_size : int or None, default=None
+        Rows processed at once in the E-step. ``None`` picks a size that keeps
+        the working set in cache. It changes speed and memory, not the result
+        (beyond floating-point summation order).
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+    means_ : ndarray of shape (n_components, n_features)
+    covariances_ : ndarray
+    precisions_ : ndarray
+    precisions_cholesky_ : ndarray
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Mean log-likelihood per sample under the parameters entering the last
+        iteration of the best initialization.
+    lower_bounds_ : list of float
+        The lower bound at every iteration of the best initialization.
+    labels_ : ndarray of shape (n_samples,)
+        Most probable component of each training row under the fitted model.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined only when ``X`` has string feature names.
+
+    See Also
+    --------
+    sklearn.mixture.GaussianMixture : the reference implementation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_em import GaussianMixture
+    >>> X = np.array([[1, 2], [1, 4], [1, 0], [10, 2], [10, 4], [10, 0]])
+    >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+    >>> gm.means_
+    array([[10.,  2.],
+           [ 1.,  2.]])
+    >>> gm.predict([[0, 0], [12, 3]])
+    array([1, 0])
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "covariance_type": [StrOptions(set(COVARIANCE_TYPES))],
+        "tol": [Interval(Real, 0.0, None, closed="left")],
+        "reg_covar": [Interval(Real, 0.0, None, closed="left")],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "init_params": [
+            StrOptions({"kmeans", "random", "random_from_data", "k-means++"})
+        ],
+        "weights_init": ["array-like", None],
+        "means_init": ["array-like", None],
+        "precisions_init": ["array-like", None],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+        "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+        "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
+    }
+
+    def __init__(
+        self,
+        n_components=3,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+        chunk_size=None,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.chunk_size = chunk_size
+
+    # -- fitting --
+    def fit(self, X, y=None):
+        """Estimate the mixture parameters with the EM algorithm.
+
+        Runs ``n_init`` initializations and keeps the one with the largest lower
+        bound. Each iterates E- and M-steps until the lower bound changes by
+        less than ``tol`` or ``max_iter`` is reached (then a
+        ``ConvergenceWarning`` is issued).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data, one row per sample.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : GaussianMixture
+            The fitted estimator.
+        """
+        self.fit_predict(X, y)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_predict(self, X, y=None):
+        """Fit the model to ``X`` and return the most probable component of each row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data, one row per sample.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            Component labels, identical to ``fit(X).predict(X)``.
+        """
+        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        n_samples, n_features = X.shape
+        if n_samples < self.n_components:
+            raise ValueError(
+                "Expected n_samples >= n_components but got "
+                f"n_components = {self.n_components}, n_samples = {n_samples}"
+            )
+        covariance = get_covariance(self.covariance_type)
+        user_init = self._check_initial_parameters(covariance, n_features)
+        sample_weight = None
+        estep = ChunkedEStep(
+            covariance,
+            n_features,
+            self.n_components,
+            center=X.mean(axis=0, dtype=np.float64),
+            chunk_size=self.chunk_size,
+            max_rows=n_samples,
+        )
+
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        n_init = self.n_init if do_init else 1
+        random_state = check_random_state(self.random_state)
+        best = None
+        for init in range(n_init):
+            self._print_init_begin(init)
+            if do_init:
+                params = initial_params(
+                    estep,
+                    X,
+                    sample_weight,
+                    init_params=self.init_params,
+                    random_state=random_state,
+                    reg_covar=self.reg_covar,
+                    **user_init,
+                )
+                start_bound = -np.inf
+            else:
+                params = self._fitted_params()
+                start_bound = self.lower_bound_
+            result = run_em(
+                estep,
+                X,
+                sample_weight,
+                params,
+                tol=self.tol,
+                max_iter=self.max_iter,
+                reg_covar=self.reg_covar,
+                lower_bound=start_bound,
+                on_iteration=self._print_iteration,
+            )
+            if self.max_iter > 0:
+                self._print_init_end(result.lower_bound, result.converged)
+            if best is None or result.lower_bound > best.lower_bound:
+                best = result
+
+        if not best.converged and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different "
+                "init parameters, or increase max_iter, tol, or check for "
+                "degenerate data.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        self._set_fitted_params(best.params, X.dtype)
+        self.converged_ = bool(best.converged)
+        self.n_iter_ = best.n_iter
+        self.lower_bound_ = float(best.lower_bound)
+        self.lower_bounds_ = [float(v) for v in best.lower_bounds]
+        # A final E-step with the kept parameters makes fit_predict(X) equal to
+        # fit(X).predict(X) whatever max_iter, tol and random_state are.
+        self.labels_ = self._labels(X, estep)
+        return self.labels_
+
+    def _check_initial_parameters(self, covariance, n_features):
+        """Validated copies of the user's initial values (never the originals)."""
+        k = self.n_components
+        out = {"weights_init": None, "means_init": None, "precisions_init": None}
+        if self.weights_init is not None:
+            weights = check_array(
+                self.weights_init, dtype=[np.float64, np.float32], ensure_2d=False
+            )
+            _check_shape(weights, (k,), "weights")
+            if np.any(weights < 0.0) or np.any(weights > 1.0):
+                raise ValueError(
+                    "The parameter 'weights' should be in the range [0, 1], but got "
+                    f"max value {weights.max():.5f}, min value {weights.min():.5f}"
+                )
+            atol = 1e-6 if weights.dtype == np.float32 else 1e-8
+            if abs(1.0 - weights.sum()) > atol:
+                raise ValueError(
+                    "The parameter 'weights' should be normalized, but got "
+                    f"sum(weights) = {weights.sum():.5f}"
+                )
+            out["weights_init"] = weights
+        if self.means_init is not None:
+            means = check_array(
+                self.means_init, dtype=[np.float64, np.float32], ensure_2d=False
+            )
+            _check_shape(means, (k, n_features), "means")
+            out["means_init"] = means
+        if self.precisions_init is not None:
+            shape = covariance.shape(k, n_features)
+            precisions = check_array(
+                self.precisions_init,
+                dtype=[np.float64, np.float32],
+                ensure_2d=False,
+                allow_nd=len(shape) == 3,
+            )
+            _check_shape(precisions, shape, f"{self.covariance_type} precision")
+            covariance.check_precisions(precisions)
+            out["precisions_init"] = precisions
+        return out
+
+    # -- parameters <-> attributes --
+    def _set_fitted_params(self, params: MixtureParams, dtype) -> None:
+        covariance = get_covariance(self.covariance_type)
+        self.weights_ = params.weights.astype(dtype)
+        self.means_ = params.means.astype(dtype)
+        self.covariances_ = params.covariances.astype(dtype)
+        self.precisions_cholesky_ = params.precisions_cholesky.astype(dtype)
+        self.precisions_ = covariance.precisions_from_cholesky(
+            params.precisions_cholesky
+        ).astype(dtype)
+
+    def _fitted_params(self) -> MixtureParams:
+        def f64(a):
+            return np.asarray(a, dtype=np.float64)
+
+        return MixtureParams(
+            f64(self.weights_),
+            f64(self.means_),
+            f64(self.covariances_),
+            f64(self.precisions_cholesky_),
+        )
+
+    # -- inference --
+    def _inference(self, X):
+        """Validated ``X`` and an E-step bound to the fitted parameters."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        params = self._fitted_params()
+        # Any fixed centre works for inference; the mixture mean is near the data.
+        center = params.weights @ params.means
+        estep = ChunkedEStep(
+            get_covariance(self.covariance_type),
+            X.shape[1],
+            self.n_components,
+            center=center,
+            chunk_size=self.chunk_size,
+            max_rows=max(len(X), 1),
+        )
+        return X, estep, log_prob_matrix(params, estep.covariance, center)
+
+    def _labels(self, X, estep):
+        w_matrix = log_prob_matrix(
+            self._fitted_params(), estep.covariance, estep.center
+        )
+        labels = np.empty(len(X), dtype=np.intp)
+        estep.evaluate(X, w_matrix, labels_out=labels)
+        return labels
+
+    def predict(self, X):
+        """Most probable component of each row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to label.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            Component labels.
+        """
+        X, estep, w_matrix = self._inference(X)
+        labels = np.empty(len(X), dtype=np.intp)
+        estep.evaluate(X, w_matrix, labels_out=labels)
+        return labels
+
+    def predict_proba(self, X):
+        """Posterior probability of each component for each row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to evaluate.
+
+        Returns
+        -------
+        resp : ndarray of shape (n_samples, n_components)
+            Responsibilities; each row sums to 1.
+        """
+        X, estep, w_matrix = self._inference(X)
+        resp = np.empty((len(X), self.n_components), dtype=X.dtype)
+        estep.evaluate(X, w_matrix, resp_out=resp)
+        return resp
+
+    def score_samples(self, X):
+        """Log-likelihood of each row under the model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to evaluate.
+
+        Returns
+        -------
+        log_prob : ndarray of shape (n_samples,)
+            ``log p(x)`` of every row.
+        """
+        X, estep, w_matrix = self._inference(X)
+        log_prob = np.empty(len(X), dtype=X.dtype)
+        estep.evaluate(X, w_matrix, log_norm_out=log_prob)
+        return log_prob
+
+    def score(self, X, y=None):
+        """Mean log-likelihood per sample of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to evaluate.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        log_likelihood : float
+            Mean of :meth:`score_samples`; higher is better.
+        """
+        return float(np.mean(self.score_samples(X), dtype=np.float64))
+
+    def sample(self, n_samples=1):
+        """Draw random samples from the fitted mixture.
+
+        Uses the estimator's ``random_state`` afresh at every call, as
+        scikit-learn does.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples to draw.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            The samples, grouped by component.
+        y : ndarray of shape (n_samples,)
+            Component of each sample.
+        """
+        check_is_fitted(self)
+        if not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(
+                f"Invalid value for 'n_samples': {n_samples!r}. The sampling "
+                "requires at least one sample."
+            )
+        rng = check_random_state(self.random_state)
+        counts = rng.multinomial(n_samples, np.asarray(self.weights_, np.float64))
+        covariance = get_covariance(self.covariance_type)
+        X = covariance.sample(rng, self.means_, self.covariances_, counts)
+        y = np.repeat(np.arange(self.n_components), counts)
+        return X, y
+
+    def _n_parameters(self) -> int:
+        """Number of free parameters of the model."""
+        n_features = self.means_.shape[1]
+        covariance = get_covariance(self.covariance_type)
+        cov_params = covariance.n_covariance_parameters(self.n_components, n_features)
+        return int(cov_params + n_features * self.n_components + self.n_components - 1)
+
+    def bic(self, X):
+        """Bayesian information criterion of the model on ``X`` (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to evaluate.
+
+        Returns
+        -------
+        bic : float
+        """
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        n = X.shape[0]
+        return -2 * self.score(X) * n + self._n_parameters() * math.log(n)
+
+    def aic(self, X):
+        """Akaike information criterion of the model on ``X`` (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to evaluate.
+
+        Returns
+        -------
+        aic : float
+        """
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+
+    # -- verbosity, as in scikit-learn --
+    def _print_init_begin(self, init):
+        if self.verbose >= 1:
+            print(f"Initialization {init}")
+        self._init_time = self._iter_time = perf_counter()
+
+    def _print_iteration(self, n_iter, change):
+        if n_iter % self.verbose_interval:
+            return
+        if self.verbose == 1:
+            print(f"  Iteration {n_iter}")
+        elif self.verbose >= 2:
+            now = perf_counter()
+            print(
+                f"  Iteration {n_iter}\t time lapse {now - self._iter_time:.5f}s\t "
+                f"ll change {change:.5f}"
+            )
+            self._iter_time = now
+
+    def _print_init_end(self, lower_bound, converged):
+        status = "converged" if converged else "did not converge"
+        if self.verbose == 1:
+            print(f"Initialization {status}.")
+        elif self.verbose >= 2:
+            elapsed = perf_counter() - self._init_time
+            print(
+                f"Initialization {status}. time lapse {elapsed:.5f}s\t "
+                f"lower bound {lower_bound:.5f}."
+            )
+
+
+def _check_shape(param, shape, name):
+    if param.shape != shape:
+        raise ValueError(
+            f"The parameter '{name}' should have the shape of {shape}, "
+            f"but got {param.shape}"
+        )

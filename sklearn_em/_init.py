@@ -1,0 +1,86 @@
+"""Initial parameters: from user values, or from responsibilities drawn like sklearn.
+
+The random draws consume ``random_state`` in the same order and with the same
+calls as ``sklearn.mixture.GaussianMixture``, so for unweighted data a given
+``random_state`` starts both libraries from the same parameters.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.cluster import KMeans, kmeans_plusplus
+
+from ._em import MixtureParams, params_from_stats
+from ._stats import ChunkedEStep
+
+
+def initial_assignment(
+    x: np.ndarray,
+    sample_weight: np.ndarray | None,
+    n_components: int,
+    init_params: str,
+    random_state: np.random.RandomState,
+) -> dict:
+    """Responsibilities to start from: ``{'labels': ...}`` or ``{'resp': ...}``.
+
+    Labels of -1 mark rows that belong to no component (for the methods that
+    seed each component with a single row).
+    """
+    n_samples = x.shape[0]
+    if init_params == "kmeans":
+        kmeans = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
+        return {"labels": kmeans.fit(x, sample_weight=sample_weight).labels_}
+    if init_params == "random":
+        resp = random_state.uniform(size=(n_samples, n_components))
+        resp /= resp.sum(axis=1)[:, None]
+        return {"resp": resp}
+    if init_params == "random_from_data":
+        p = None if sample_weight is None else sample_weight / sample_weight.sum()
+        indices = random_state.choice(n_samples, size=n_components, replace=False, p=p)
+    else:  # "k-means++"; the parameter constraints rule out anything else
+        _, indices = kmeans_plusplus(
+            x, n_components, sample_weight=sample_weight, random_state=random_state
+        )
+    labels = np.full(n_samples, -1, dtype=np.intp)
+    labels[indices] = np.arange(n_components)
+    return {"labels": labels}
+
+
+def initial_params(
+    estep: ChunkedEStep,
+    x: np.ndarray,
+    sample_weight: np.ndarray | None,
+    *,
+    init_params: str,
+    random_state: np.random.RandomState,
+    reg_covar: float,
+    weights_init: np.ndarray | None = None,
+    means_init: np.ndarray | None = None,
+    precisions_init: np.ndarray | None = None,
+) -> MixtureParams:
+    """Starting parameters; user-given values take precedence over drawn ones.
+
+    Random draws happen only when some of the three user values are missing,
+    exactly as in scikit-learn.
+    """
+    covariance = estep.covariance
+    drawn = None
+    if weights_init is None or means_init is None or precisions_init is None:
+        assignment = initial_assignment(
+            x, sample_weight, estep.n_components, init_params, random_state
+        )
+        stats = estep.accumulate_given(x, sample_weight, **assignment)
+        drawn = params_from_stats(stats, covariance, estep.center, reg_covar)
+    weights = drawn.weights if weights_init is None else weights_init
+    means = drawn.means if means_init is None else means_init
+    if precisions_init is None:
+        covariances, precisions_cholesky = drawn.covariances, drawn.precisions_cholesky
+    else:
+        covariances = covariance.covariances_from_precisions(precisions_init)
+        precisions_cholesky = covariance.cholesky_from_precisions(precisions_init)
+    return MixtureParams(
+        weights=np.asarray(weights, dtype=np.float64),
+        means=np.asarray(means, dtype=np.float64),
+        covariances=np.asarray(covariances, dtype=np.float64),
+        precisions_cholesky=np.asarray(precisions_cholesky, dtype=np.float64),
+    )

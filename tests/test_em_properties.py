@@ -1,0 +1,222 @@
+"""Properties every EM fit must have, whatever sklearn does."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.exceptions import ConvergenceWarning
+
+from sklearn_em import GaussianMixture
+from sklearn_em.datasets import make_three_gaussians
+
+COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
+
+
+@pytest.fixture(scope="module")
+def X():
+    return make_three_gaussians(2000, random_state=0)[0]
+
+
+def as_full(values, covariance_type, n_components, n_features):
+    """Covariance-shaped values as a (k, d, d) stack whatever the type."""
+    values = np.asarray(values)
+    return {
+        "full": lambda: values,
+        "tied": lambda: np.broadcast_to(values, (n_components, n_features, n_features)),
+        "diag": lambda: np.stack([np.diag(v) for v in values]),
+        "spherical": lambda: values[:, None, None] * np.eye(n_features),
+    }[covariance_type]()
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("init_params", ["kmeans", "random", "random_from_data"])
+def test_lower_bound_never_decreases(X, covariance_type, init_params):
+    gmm = GaussianMixture(
+        4,
+        covariance_type=covariance_type,
+        init_params=init_params,
+        tol=0,
+        max_iter=60,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gmm.fit(X)
+    bounds = np.array(gmm.lower_bounds_)
+    assert len(bounds) == gmm.n_iter_ == 60
+    assert np.all(np.diff(bounds) >= -1e-12 * np.abs(bounds[1:]))
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_fitted_parameters_are_a_valid_mixture(X, covariance_type):
+    gmm = GaussianMixture(5, covariance_type=covariance_type, random_state=1).fit(X)
+    assert_allclose(gmm.weights_.sum(), 1.0, rtol=1e-12)
+    assert np.all(gmm.weights_ > 0)
+    covariances = as_full(gmm.covariances_, covariance_type, 5, 2)
+    precisions = as_full(gmm.precisions_, covariance_type, 5, 2)
+    for cov, prec in zip(covariances, precisions, strict=False):
+        assert_allclose(cov, cov.T)
+        assert np.all(np.linalg.eigvalsh(cov) > 0)
+        assert_allclose(cov @ prec, np.eye(2), atol=1e-10)
+    assert np.all(np.isfinite(gmm.precisions_cholesky_))
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_one_component_is_the_sample_mean_and_covariance(X, covariance_type):
+    gmm = GaussianMixture(1, covariance_type=covariance_type, reg_covar=0).fit(X)
+    cov = np.cov(X.T, bias=True)
+    expected = {
+        "full": cov[None],
+        "tied": cov,
+        "diag": np.diag(cov)[None],
+        "spherical": np.array([np.trace(cov) / 2]),
+    }[covariance_type]
+    assert_allclose(gmm.weights_, [1.0])
+    assert_allclose(gmm.means_, X.mean(axis=0)[None], rtol=1e-12)
+    assert_allclose(gmm.covariances_, expected, rtol=1e-10)
+    # A single Gaussian is fitted in one M-step; the second iteration confirms it.
+    assert gmm.n_iter_ == 2
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("chunk_size", [1, 7, 256, 100_000])
+def test_chunk_size_does_not_change_the_fit(X, covariance_type, chunk_size):
+    params = dict(covariance_type=covariance_type, random_state=0)
+    reference = GaussianMixture(3, **params).fit(X)
+    chunked = GaussianMixture(3, chunk_size=chunk_size, **params).fit(X)
+    assert chunked.n_iter_ == reference.n_iter_
+    assert_allclose(chunked.means_, reference.means_, rtol=1e-10)
+    assert_allclose(chunked.covariances_, reference.covariances_, rtol=1e-10)
+    assert_allclose(chunked.lower_bound_, reference.lower_bound_, rtol=1e-12)
+    assert_allclose(chunked.predict_proba(X), reference.predict_proba(X), atol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_row_order_does_not_change_the_fit(X, covariance_type):
+    init = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    params = dict(
+        covariance_type=covariance_type,
+        weights_init=init.weights_,
+        means_init=init.means_ + 0.3,
+        precisions_init=init.precisions_,
+    )
+    order = np.random.RandomState(0).permutation(len(X))
+    a = GaussianMixture(3, **params).fit(X)
+    b = GaussianMixture(3, **params).fit(X[order])
+    assert a.n_iter_ == b.n_iter_
+    assert_allclose(a.means_, b.means_, rtol=1e-10)
+    assert_allclose(a.covariances_, b.covariances_, rtol=1e-10)
+    assert_array_equal(a.labels_[order], b.labels_)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_float32_input_stays_float32_and_close_to_float64(X, covariance_type):
+    gmm64 = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    gmm32 = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(
+        X.astype(np.float32)
+    )
+    for name in (
+        "weights_",
+        "means_",
+        "covariances_",
+        "precisions_",
+        "precisions_cholesky_",
+    ):
+        assert getattr(gmm32, name).dtype == np.float32, name
+        assert_allclose(getattr(gmm32, name), getattr(gmm64, name), rtol=1e-4)
+    X32 = X.astype(np.float32)
+    assert gmm32.predict_proba(X32).dtype == np.float32
+    assert gmm32.score_samples(X32).dtype == np.float32
+    assert gmm64.predict_proba(X).dtype == np.float64
+
+
+def test_fit_predict_equals_fit_then_predict(X):
+    gmm = GaussianMixture(3, max_iter=2, tol=0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        labels = gmm.fit_predict(X)
+    assert_array_equal(labels, gmm.labels_)
+    assert_array_equal(labels, gmm.predict(X))
+
+
+def test_responsibilities_sum_to_one_and_agree_with_predict(X):
+    gmm = GaussianMixture(3, random_state=0).fit(X)
+    resp = gmm.predict_proba(X)
+    assert_allclose(resp.sum(axis=1), 1.0)
+    assert_array_equal(resp.argmax(axis=1), gmm.predict(X))
+
+
+def test_score_is_the_mean_of_score_samples(X):
+    gmm = GaussianMixture(3, random_state=0).fit(X)
+    assert_allclose(gmm.score(X), gmm.score_samples(X).mean(), rtol=1e-14)
+
+
+def test_lower_bound_is_the_training_score_before_the_last_step(X):
+    gmm = GaussianMixture(3, random_state=0, tol=1e-10, max_iter=500).fit(X)
+    assert gmm.converged_
+    assert_allclose(gmm.lower_bound_, gmm.score(X), rtol=1e-9)
+
+
+def test_more_initialisations_never_give_a_lower_bound_that_is_worse(X):
+    single = GaussianMixture(6, init_params="random", random_state=0).fit(X)
+    several = GaussianMixture(6, init_params="random", n_init=4, random_state=0).fit(X)
+    assert several.lower_bound_ >= single.lower_bound_
+
+
+def test_same_random_state_gives_identical_fits(X):
+    a = GaussianMixture(4, n_init=3, init_params="random", random_state=3).fit(X)
+    b = GaussianMixture(4, n_init=3, init_params="random", random_state=3).fit(X)
+    assert_array_equal(a.means_, b.means_)
+    assert_array_equal(a.covariances_, b.covariances_)
+
+
+def test_pickle_round_trip_predicts_the_same(X):
+    gmm = GaussianMixture(3, random_state=0).fit(X)
+    restored = pickle.loads(pickle.dumps(gmm))
+    assert_array_equal(restored.predict_proba(X), gmm.predict_proba(X))
+
+
+def test_sample_follows_the_fitted_mixture(X):
+    gmm = GaussianMixture(3, random_state=0).fit(X)
+    samples, labels = gmm.sample(30_000)
+    assert samples.shape == (30_000, 2)
+    assert_allclose(np.bincount(labels) / 30_000, gmm.weights_, atol=0.02)
+    for k in range(3):
+        assert_allclose(samples[labels == k].mean(axis=0), gmm.means_[k], atol=0.06)
+
+
+def test_bic_and_aic_count_free_parameters(X):
+    n, d, k = len(X), 2, 3
+    counts = {"full": 3 * 3, "tied": 3, "diag": 3 * 2, "spherical": 3}
+    for covariance_type, n_cov in counts.items():
+        gmm = GaussianMixture(k, covariance_type=covariance_type, random_state=0).fit(X)
+        n_params = n_cov + k * d + k - 1
+        log_lik = gmm.score(X) * n
+        assert_allclose(gmm.bic(X), -2 * log_lik + n_params * np.log(n))
+        assert_allclose(gmm.aic(X), -2 * log_lik + 2 * n_params)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("offset", [1e3, 1e6])
+def test_shifting_the_data_shifts_the_means_and_nothing_else(covariance_type, offset):
+    """Centring before forming second moments keeps digits far from the origin."""
+    X = make_three_gaussians(3000, random_state=0)[0]
+    start = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    params = dict(
+        covariance_type=covariance_type,
+        tol=1e-8,
+        max_iter=1000,
+        weights_init=start.weights_,
+        precisions_init=start.precisions_,
+    )
+    base = GaussianMixture(3, means_init=start.means_, **params).fit(X)
+    shifted = GaussianMixture(3, means_init=start.means_ + offset, **params).fit(
+        X + offset
+    )
+    assert shifted.n_iter_ == base.n_iter_
+    # X + offset itself is rounded to ~offset * 1e-16; allow a few hundred ulps.
+    assert_allclose(shifted.means_ - offset, base.means_, atol=offset * 1e-14)
+    assert_allclose(shifted.covariances_, base.covariances_, atol=offset * 1e-14)
+    assert_allclose(shifted.weights_, base.weights_, atol=offset * 1e-14)
