@@ -8,6 +8,7 @@ from numbers import Integral, Real
 from time import perf_counter
 
 import numpy as np
+from joblib import cpu_count, effective_n_jobs
 from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
@@ -70,6 +71,13 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         Rows processed at once in the E-step. ``None`` picks a size that keeps
         the working set in cache. It changes speed and memory, not the result
         (beyond floating-point summation order).
+    n_jobs : int or None, default=None
+        Threads sharing the E-step. Each takes a contiguous range of chunks
+        while BLAS is held to one thread, so cores are not oversubscribed.
+        ``None`` or ``-1`` uses every available core, as scikit-learn's
+        ``KMeans`` does; ``1`` runs on the calling thread. Data of a single
+        chunk is never split. Results depend (to rounding) on the number of
+        threads, never on timing.
 
     Attributes
     ----------
@@ -126,6 +134,7 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         "verbose": ["verbose"],
         "verbose_interval": [Interval(Integral, 1, None, closed="left")],
         "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
+        "n_jobs": [Integral, None],
     }
 
     def __init__(
@@ -146,6 +155,7 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         verbose=0,
         verbose_interval=10,
         chunk_size=None,
+        n_jobs=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -162,6 +172,7 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.chunk_size = chunk_size
+        self.n_jobs = n_jobs
 
     # -- fitting --
     def fit(self, X, y=None):
@@ -220,6 +231,7 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
             center=X.mean(axis=0, dtype=np.float64),
             chunk_size=self.chunk_size,
             max_rows=n_samples,
+            n_threads=self._n_threads(),
         )
 
         do_init = not (self.warm_start and hasattr(self, "converged_"))
@@ -273,7 +285,7 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         self.lower_bounds_ = [float(v) for v in best.lower_bounds]
         # A final E-step with the kept parameters makes fit_predict(X) equal to
         # fit(X).predict(X) whatever max_iter, tol and random_state are.
-        self.labels_ = self._labels(X, estep)
+        self.labels_ = self._evaluate(X, "labels", estep)
         return self.labels_
 
     def _check_initial_parameters(self, covariance, n_features):
@@ -316,6 +328,11 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
             out["precisions_init"] = precisions
         return out
 
+    def _n_threads(self) -> int:
+        if self.n_jobs is None:
+            return cpu_count()
+        return effective_n_jobs(self.n_jobs)
+
     # -- parameters <-> attributes --
     def _set_fitted_params(self, params: MixtureParams, dtype) -> None:
         covariance = get_covariance(self.covariance_type)
@@ -339,30 +356,38 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         )
 
     # -- inference --
-    def _inference(self, X):
-        """Validated ``X`` and an E-step bound to the fitted parameters."""
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        params = self._fitted_params()
-        # Any fixed centre works for inference; the mixture mean is near the data.
-        center = params.weights @ params.means
-        estep = ChunkedEStep(
-            get_covariance(self.covariance_type),
-            X.shape[1],
-            self.n_components,
-            center=center,
-            chunk_size=self.chunk_size,
-            max_rows=max(len(X), 1),
-        )
-        return X, estep, log_prob_matrix(params, estep.covariance, center)
+    def _evaluate(self, X, output: str, estep: ChunkedEStep | None = None):
+        """One pass over ``X`` under the fitted parameters.
 
-    def _labels(self, X, estep):
-        w_matrix = log_prob_matrix(
-            self._fitted_params(), estep.covariance, estep.center
+        ``output`` is 'labels', 'resp' or 'log_prob'. Without an ``estep``
+        (inference on new data) ``X`` is validated first and centred on the
+        mixture mean, which is as good a fixed point as the data mean.
+        """
+        if estep is None:
+            check_is_fitted(self)
+            X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        params = self._fitted_params()
+        if estep is None:
+            estep = ChunkedEStep(
+                get_covariance(self.covariance_type),
+                X.shape[1],
+                self.n_components,
+                center=params.weights @ params.means,
+                chunk_size=self.chunk_size,
+                max_rows=max(len(X), 1),
+                n_threads=self._n_threads(),
+            )
+        w_matrix = log_prob_matrix(params, estep.covariance, estep.center)
+        out = {
+            "labels": lambda: np.empty(len(X), dtype=np.intp),
+            "resp": lambda: np.empty((len(X), self.n_components), dtype=X.dtype),
+            "log_prob": lambda: np.empty(len(X), dtype=X.dtype),
+        }[output]()
+        keyword = {"labels": "labels_out", "resp": "resp_out"}.get(
+            output, "log_norm_out"
         )
-        labels = np.empty(len(X), dtype=np.intp)
-        estep.evaluate(X, w_matrix, labels_out=labels)
-        return labels
+        estep.evaluate(X, w_matrix, **{keyword: out})
+        return out
 
     def predict(self, X):
         """Most probable component of each row.
@@ -377,10 +402,7 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         labels : ndarray of shape (n_samples,)
             Component labels.
         """
-        X, estep, w_matrix = self._inference(X)
-        labels = np.empty(len(X), dtype=np.intp)
-        estep.evaluate(X, w_matrix, labels_out=labels)
-        return labels
+        return self._evaluate(X, "labels")
 
     def predict_proba(self, X):
         """Posterior probability of each component for each row.
@@ -395,10 +417,7 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         resp : ndarray of shape (n_samples, n_components)
             Responsibilities; each row sums to 1.
         """
-        X, estep, w_matrix = self._inference(X)
-        resp = np.empty((len(X), self.n_components), dtype=X.dtype)
-        estep.evaluate(X, w_matrix, resp_out=resp)
-        return resp
+        return self._evaluate(X, "resp")
 
     def score_samples(self, X):
         """Log-likelihood of each row under the model.
@@ -413,10 +432,7 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         log_prob : ndarray of shape (n_samples,)
             ``log p(x)`` of every row.
         """
-        X, estep, w_matrix = self._inference(X)
-        log_prob = np.empty(len(X), dtype=X.dtype)
-        estep.evaluate(X, w_matrix, log_norm_out=log_prob)
-        return log_prob
+        return self._evaluate(X, "log_prob")
 
     def score(self, X, y=None):
         """Mean log-likelihood per sample of ``X``.

@@ -17,15 +17,23 @@ beyond ``X`` does not grow with the number of rows.
 
 from __future__ import annotations
 
+import operator
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache, reduce
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from ._covariance import Covariance
 
 # Bytes of per-chunk working set to aim for: roughly an L2 cache.
 _CHUNK_BYTES = 1 << 21
 _MIN_CHUNK, _MAX_CHUNK = 256, 32768
+# exp() of anything in (-_SAFE_LOG, _SAFE_LOG) is a normal float64, with room
+# for sums over many components.
+_SAFE_LOG = 300.0
 
 
 def default_chunk_size(n_rows_features: int, n_components: int) -> int:
@@ -62,6 +70,27 @@ class SuffStats:
         )
 
 
+@lru_cache(maxsize=1)
+def _blas_controller() -> ThreadpoolController:
+    """Inspecting the loaded libraries is slow; do it once per process."""
+    return ThreadpoolController()
+
+
+@lru_cache(maxsize=1)
+def _executor() -> ThreadPoolExecutor:
+    """One pool for the process: starting threads at every E-step costs more
+    than a small E-step."""
+    return ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="sklearn_em")
+
+
+class _Workspace:
+    """Per-thread buffers for one chunk: feature rows and log-densities."""
+
+    def __init__(self, q: int, n_components: int, chunk_size: int):
+        self.f = np.empty(q * chunk_size)
+        self.log_prob = np.empty(n_components * chunk_size)
+
+
 class ChunkedEStep:
     """E-step machinery for one data shape: buffers, features, log-densities.
 
@@ -77,6 +106,11 @@ class ChunkedEStep:
         Rows per chunk; ``None`` picks one from the problem size.
     max_rows : int or None
         Largest number of rows ever passed at once, to size the buffers.
+    n_threads : int
+        Worker threads; each takes a contiguous range of chunks. numpy releases
+        the GIL in its ufuncs and BLAS calls, so threads share the work without
+        copying data. The split depends only on the number of rows, so results
+        do not depend on timing.
     """
 
     def __init__(
@@ -87,6 +121,7 @@ class ChunkedEStep:
         center: np.ndarray,
         chunk_size: int | None = None,
         max_rows: int | None = None,
+        n_threads: int = 1,
     ):
         self.covariance = covariance
         self.n_features = n_features
@@ -96,31 +131,67 @@ class ChunkedEStep:
         self.chunk_size = chunk_size or default_chunk_size(self.q, n_components)
         if max_rows is not None:
             self.chunk_size = max(1, min(self.chunk_size, max_rows))
-        self._f = np.empty(self.q * self.chunk_size)
-        self._l = np.empty(n_components * self.chunk_size)
+        self.n_threads = max(1, int(n_threads))
+        self._workspaces: list[_Workspace] = []
 
-    def chunks(self, n_samples: int):
-        """``(start, stop)`` of every chunk of ``n_samples`` rows."""
+    def chunks(self, start: int, stop: int):
+        """``(start, stop)`` of every chunk of rows ``start:stop``."""
         step = self.chunk_size
-        return ((s, min(s + step, n_samples)) for s in range(0, n_samples, step))
+        return ((s, min(s + step, stop)) for s in range(start, stop, step))
 
-    def features(self, x: np.ndarray) -> np.ndarray:
+    def _workspace(self, index: int) -> _Workspace:
+        while len(self._workspaces) <= index:
+            self._workspaces.append(
+                _Workspace(self.q, self.n_components, self.chunk_size)
+            )
+        return self._workspaces[index]
+
+    def map_ranges(self, n_samples: int, work) -> list:
+        """Run ``work(workspace, start, stop)`` over contiguous row ranges.
+
+        One range per thread, each a whole number of chunks; returns the results
+        in row order so that reductions are deterministic.
+        """
+        n_chunks = -(-n_samples // self.chunk_size)
+        n_workers = min(self.n_threads, n_chunks)
+        if n_workers <= 1:
+            return [work(self._workspace(0), 0, n_samples)]
+        bounds = [
+            min(n_samples, (i * n_chunks // n_workers) * self.chunk_size)
+            for i in range(n_workers + 1)
+        ]
+        workspaces = [self._workspace(i) for i in range(n_workers)]
+        # BLAS threads on top of ours would oversubscribe the cores, and on the
+        # small products of one chunk they do not pay anyway.
+        with (
+            _blas_controller().limit(limits=1, user_api="blas"),
+            ThreadPoolExecutor(n_workers) as pool,
+        ):
+            futures = [
+                pool.submit(work, workspaces[i], bounds[i], bounds[i + 1])
+                for i in range(n_workers)
+            ]
+            return [future.result() for future in futures]
+
+    def features(self, ws: _Workspace, x: np.ndarray) -> np.ndarray:
         """Feature rows ``[1, y, second-order(y)]`` of a chunk, shape ``(q, m)``.
 
         Computed in float64 whatever the input dtype, so float32 data gets float64
         statistics.
         """
         m, d = x.shape
-        f = self._f[: self.q * m].reshape(self.q, m)
+        f = ws.f[: self.q * m].reshape(self.q, m)
         f[0] = 1.0
         np.subtract(x.T, self.center[:, None], out=f[1 : d + 1])
         self.covariance.second_order_features(f[1 : d + 1], f[d + 1 :])
         return f
 
-    def weighted_log_prob(self, f: np.ndarray, w_matrix: np.ndarray) -> np.ndarray:
+    def weighted_log_prob(
+        self, ws: _Workspace, f: np.ndarray, w_matrix: np.ndarray
+    ) -> np.ndarray:
         """``log pi_k + log N_k(x)`` for every component, shape ``(k, m)``."""
         m = f.shape[1]
-        out = self._l[: self.n_components * m].reshape(self.n_components, m)
+        out = ws.log_prob[: self.n_components * m].reshape(self.n_components, m)
         return np.matmul(w_matrix, f, out=out)
 
     @staticmethod
@@ -131,13 +202,22 @@ class ChunkedEStep:
         exponentials are needed as responsibilities afterwards.
         """
         top = log_prob.max(axis=0)
-        log_prob -= top
+        shift = not (top.min() > -_SAFE_LOG and top.max() < _SAFE_LOG)
+        if shift:
+            log_prob -= top
+        # Unshifted, no row can overflow, and every row's sum stays a normal
+        # number (terms lost to underflow weigh < e^-400 of their row), which
+        # saves the usual pass that subtracts the row maximum.
         np.exp(log_prob, out=log_prob)
         total = log_prob.sum(axis=0)
-        log_prob /= total
+        log_prob *= np.reciprocal(total)
         np.log(total, out=total)
-        total += top
+        if shift:
+            total += top
         return total
+
+    def _total_weight(self, x, sample_weight) -> float:
+        return float(len(x)) if sample_weight is None else float(sample_weight.sum())
 
     def accumulate(
         self,
@@ -146,21 +226,26 @@ class ChunkedEStep:
         w_matrix: np.ndarray,
     ) -> SuffStats:
         """E-step over all rows of ``x``: summed statistics and log-likelihood."""
-        moments = np.zeros((self.n_components, self.q))
-        log_likelihood = 0.0
-        for start, stop in self.chunks(len(x)):
-            f = self.features(x[start:stop])
-            resp = self.weighted_log_prob(f, w_matrix)
-            log_norm = self.normalize(resp)
-            if sample_weight is None:
-                log_likelihood += log_norm.sum()
-            else:
-                weight = sample_weight[start:stop]
-                log_likelihood += weight @ log_norm
-                resp *= weight
-            moments += resp @ f.T
-        total = float(len(x)) if sample_weight is None else float(sample_weight.sum())
-        return SuffStats(moments, float(log_likelihood), total)
+
+        def work(ws, first, last):
+            moments = np.zeros((self.n_components, self.q))
+            log_likelihood = 0.0
+            for start, stop in self.chunks(first, last):
+                f = self.features(ws, x[start:stop])
+                resp = self.weighted_log_prob(ws, f, w_matrix)
+                log_norm = self.normalize(resp)
+                if sample_weight is None:
+                    log_likelihood += log_norm.sum()
+                else:
+                    weight = sample_weight[start:stop]
+                    log_likelihood += weight @ log_norm
+                    resp *= weight
+                moments += resp @ f.T
+            return SuffStats(moments, float(log_likelihood), 0.0)
+
+        stats = reduce(operator.add, self.map_ranges(len(x), work))
+        stats.total_weight = self._total_weight(x, sample_weight)
+        return stats
 
     def accumulate_given(
         self,
@@ -173,19 +258,24 @@ class ChunkedEStep:
 
         A label of -1 means the row belongs to no component.
         """
-        moments = np.zeros((self.n_components, self.q))
         components = np.arange(self.n_components)[:, None]
-        for start, stop in self.chunks(len(x)):
-            f = self.features(x[start:stop])
-            if resp is not None:
-                r = np.array(resp[start:stop].T, dtype=np.float64)
-            else:
-                r = (labels[start:stop] == components).astype(np.float64)
-            if sample_weight is not None:
-                r *= sample_weight[start:stop]
-            moments += r @ f.T
-        total = float(len(x)) if sample_weight is None else float(sample_weight.sum())
-        return SuffStats(moments, 0.0, total)
+
+        def work(ws, first, last):
+            moments = np.zeros((self.n_components, self.q))
+            for start, stop in self.chunks(first, last):
+                f = self.features(ws, x[start:stop])
+                if resp is not None:
+                    r = np.array(resp[start:stop].T, dtype=np.float64)
+                else:
+                    r = (labels[start:stop] == components).astype(np.float64)
+                if sample_weight is not None:
+                    r *= sample_weight[start:stop]
+                moments += r @ f.T
+            return SuffStats(moments, 0.0, 0.0)
+
+        stats = reduce(operator.add, self.map_ranges(len(x), work))
+        stats.total_weight = self._total_weight(x, sample_weight)
+        return stats
 
     def evaluate(
         self,
@@ -195,25 +285,25 @@ class ChunkedEStep:
         log_norm_out: np.ndarray | None = None,
         resp_out: np.ndarray | None = None,
         labels_out: np.ndarray | None = None,
-        weighted_log_prob_out: np.ndarray | None = None,
     ) -> None:
         """Per-row outputs under fixed parameters, written into the given arrays.
 
         ``log_norm_out`` (n,) gets ``log p(x)``, ``resp_out`` (n, k) the
-        responsibilities, ``labels_out`` (n,) the most probable component and
-        ``weighted_log_prob_out`` (n, k) ``log pi_k + log N_k(x)``.
+        responsibilities and ``labels_out`` (n,) the most probable component.
         """
-        for start, stop in self.chunks(len(x)):
-            f = self.features(x[start:stop])
-            log_prob = self.weighted_log_prob(f, w_matrix)
-            if weighted_log_prob_out is not None:
-                weighted_log_prob_out[start:stop] = log_prob.T
-            if labels_out is not None:
-                labels_out[start:stop] = log_prob.argmax(axis=0)
-            if log_norm_out is None and resp_out is None:
-                continue
-            log_norm = self.normalize(log_prob)
-            if log_norm_out is not None:
-                log_norm_out[start:stop] = log_norm
-            if resp_out is not None:
-                resp_out[start:stop] = log_prob.T
+
+        def work(ws, first, last):
+            for start, stop in self.chunks(first, last):
+                f = self.features(ws, x[start:stop])
+                log_prob = self.weighted_log_prob(ws, f, w_matrix)
+                if labels_out is not None:
+                    labels_out[start:stop] = log_prob.argmax(axis=0)
+                if log_norm_out is None and resp_out is None:
+                    continue
+                log_norm = self.normalize(log_prob)
+                if log_norm_out is not None:
+                    log_norm_out[start:stop] = log_norm
+                if resp_out is not None:
+                    resp_out[start:stop] = log_prob.T
+
+        self.map_ranges(len(x), work)
