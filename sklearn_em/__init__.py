@@ -5,8 +5,8 @@ A drop-in, scikit-learn compatible replacement for
 """
 
 from . import datasets
-from ._estimator import GaussianMixture
+from ._estimator import DegenerateComponentWarning, GaussianMixture
 
 __version__ = "0.1.0"
 
-__all__ = ["GaussianMixture", "__version__", "datasets"]
+__all__ = ["DegenerateComponentWarning", "GaussianMixture", "__version__", "datasets"]

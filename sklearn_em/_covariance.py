@@ -35,6 +35,18 @@ ILL_DEFINED_MESSAGE = (
 )
 
 
+class IllDefinedCovariance(ValueError):
+    """Some covariances are not positive definite (collapsed components).
+
+    ``components`` is a boolean mask of the offending components; every one of
+    them for a shared ('tied') covariance.
+    """
+
+    def __init__(self, components: np.ndarray):
+        super().__init__(ILL_DEFINED_MESSAGE)
+        self.components = components
+
+
 class Covariance:
     """Operations that depend on the covariance type.
 
@@ -162,19 +174,35 @@ def _chol_upper_of_inverse(covariances: np.ndarray) -> np.ndarray:
 
     One batched Cholesky, then LAPACK's triangular inverse per matrix: on the
     small matrices of a mixture, call overhead dominates, and ``trtri`` is
-    several times cheaper to call than ``solve_triangular``.
+    several times cheaper to call than ``solve_triangular``. Raises
+    :class:`IllDefinedCovariance` naming every matrix that is not positive
+    definite.
     """
-    try:
-        lower = np.linalg.cholesky(covariances)
-    except np.linalg.LinAlgError:
-        raise ValueError(ILL_DEFINED_MESSAGE) from None
+    bad = ~np.isfinite(covariances).all(axis=(1, 2))
+    if not bad.any():
+        try:
+            lower = np.linalg.cholesky(covariances)
+        except np.linalg.LinAlgError:
+            bad = np.array([not _is_positive_definite(c) for c in covariances])
+    if bad.any():
+        raise IllDefinedCovariance(bad)
     out = np.empty_like(lower)
     for k, factor in enumerate(lower):
         inverse, info = linalg.lapack.dtrtri(factor, lower=1)
         if info != 0:
-            raise ValueError(ILL_DEFINED_MESSAGE)
+            bad[k] = True
         out[k] = inverse.T
+    if bad.any():
+        raise IllDefinedCovariance(bad)
     return out
+
+
+def _is_positive_definite(matrix: np.ndarray) -> bool:
+    try:
+        np.linalg.cholesky(matrix)
+    except np.linalg.LinAlgError:
+        return False
+    return True
 
 
 def _chol_upper_of_precision(precision: np.ndarray) -> np.ndarray:
@@ -289,6 +317,7 @@ class TiedCovariance(_MatrixCovariance):
         return cov
 
     def precisions_cholesky(self, covariances):
+        # One shared matrix: if it is singular, every component is.
         return _chol_upper_of_inverse(covariances[None])[0]
 
     def precision_terms(self, precisions_cholesky, centred_means):
@@ -336,8 +365,10 @@ class _VectorCovariance(Covariance):
         return 1.0 / precisions
 
     def precisions_cholesky(self, covariances):
-        if np.any(covariances <= 0.0) or not np.all(np.isfinite(covariances)):
-            raise ValueError(ILL_DEFINED_MESSAGE)
+        valid = (covariances > 0.0) & np.isfinite(covariances)
+        if not valid.all():
+            bad = ~valid if valid.ndim == 1 else ~valid.all(axis=1)
+            raise IllDefinedCovariance(bad)
         return 1.0 / np.sqrt(covariances)
 
     def check_precisions(self, precisions):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._covariance import Covariance
+from ._covariance import Covariance, IllDefinedCovariance
 from ._stats import ChunkedEStep, SuffStats
 
 
@@ -36,6 +36,18 @@ class EMResult:
     lower_bounds: list[float] = field(default_factory=list)
     n_iter: int = 0
     converged: bool = False
+    n_reseeded: int = 0
+
+
+def _moment_estimates(moments, covariance, center, reg_covar):
+    """Weights, means and covariances from ``(k, q)`` summed features."""
+    n_features = center.shape[0]
+    nk = moments[:, 0] + 10 * np.finfo(np.float64).eps
+    centred_means = moments[:, 1 : n_features + 1] / nk[:, None]
+    covariances = covariance.covariances_from_moments(
+        nk, centred_means, moments[:, n_features + 1 :], reg_covar
+    )
+    return nk / nk.sum(), centred_means + center, covariances
 
 
 def params_from_stats(
@@ -47,23 +59,47 @@ def params_from_stats(
     """M-step: maximum-likelihood parameters from summed statistics.
 
     Like scikit-learn, ``10 * eps`` is added to every ``N_k`` so an empty
-    component yields finite means instead of a division by zero.
+    component yields finite means instead of a division by zero. Raises
+    :class:`IllDefinedCovariance` when a covariance is not positive definite.
     """
-    n_features = center.shape[0]
-    moments = stats.moments
-    nk = moments[:, 0] + 10 * np.finfo(np.float64).eps
-    centred_means = moments[:, 1 : n_features + 1] / nk[:, None]
-    covariances = covariance.covariances_from_moments(
-        nk,
-        centred_means,
-        moments[:, n_features + 1 :],
-        reg_covar,
+    weights, means, covariances = _moment_estimates(
+        stats.moments, covariance, center, reg_covar
     )
     return MixtureParams(
-        weights=nk / nk.sum(),
-        means=centred_means + center,
-        covariances=covariances,
-        precisions_cholesky=covariance.precisions_cholesky(covariances),
+        weights, means, covariances, covariance.precisions_cholesky(covariances)
+    )
+
+
+def reseed_components(
+    stats: SuffStats,
+    collapsed: np.ndarray,
+    seed_rows: np.ndarray,
+    covariance: Covariance,
+    center: np.ndarray,
+    reg_covar: float,
+) -> MixtureParams:
+    """M-step that re-seeds collapsed components instead of failing.
+
+    Each collapsed component restarts at one of ``seed_rows`` (rows the current
+    model explains worst) with the covariance of the whole data and an equal
+    share of weight; the others keep their M-step estimates. Raises
+    :class:`IllDefinedCovariance` if even that is not a valid mixture (the data
+    themselves are degenerate and ``reg_covar`` is too small).
+    """
+    weights, means, covariances = _moment_estimates(
+        stats.moments, covariance, center, reg_covar
+    )
+    _, _, data_covariance = _moment_estimates(
+        stats.moments.sum(axis=0, keepdims=True), covariance, center, reg_covar
+    )
+    # Only per-component types get here: a shared covariance that is ill-defined
+    # is ill-defined for every component, and that is never re-seeded.
+    covariances[collapsed] = data_covariance[0]
+    means[collapsed] = seed_rows
+    weights[collapsed] = 1.0 / len(weights)
+    weights /= weights.sum()
+    return MixtureParams(
+        weights, means, covariances, covariance.precisions_cholesky(covariances)
     )
 
 
@@ -88,6 +124,7 @@ def run_em(
     max_iter: int,
     reg_covar: float,
     lower_bound: float = -np.inf,
+    max_reseeds: int | None = None,
     on_iteration: Callable[[int, float], None] | None = None,
 ) -> EMResult:
     """Iterate E- and M-steps from ``params`` until the lower bound settles.
@@ -95,23 +132,44 @@ def run_em(
     As in scikit-learn, the lower bound recorded at iteration ``i`` is the mean
     log-likelihood under the parameters *entering* that iteration, and the run
     has converged when it changes by less than ``tol``.
+
+    A component whose covariance collapses (not positive definite) is re-seeded
+    at the worst-explained row, up to ``max_reseeds`` times in all (default:
+    twice the number of components); the iteration that re-seeds never counts
+    as converged. Past that, or when every component collapses, the
+    :class:`IllDefinedCovariance` error propagates.
     """
     covariance, center = estep.covariance, estep.center
+    if max_reseeds is None:
+        max_reseeds = 2 * estep.n_components
     lower_bounds: list[float] = []
     converged = False
-    n_iter = 0
+    n_iter = n_reseeded = 0
     for n_iter in range(1, max_iter + 1):
         previous = lower_bound
-        stats = estep.accumulate(
-            x, sample_weight, log_prob_matrix(params, covariance, center)
-        )
-        params = params_from_stats(stats, covariance, center, reg_covar)
+        w_matrix = log_prob_matrix(params, covariance, center)
+        stats = estep.accumulate(x, sample_weight, w_matrix)
         lower_bound = stats.log_likelihood / stats.total_weight
         lower_bounds.append(lower_bound)
+        try:
+            params = params_from_stats(stats, covariance, center, reg_covar)
+            reseeded = False
+        except IllDefinedCovariance as error:
+            collapsed = error.components
+            n_reseeded += int(collapsed.sum())
+            if collapsed.all() or n_reseeded > max_reseeds:
+                raise
+            rows = estep.worst_explained(
+                x, sample_weight, w_matrix, int(collapsed.sum())
+            )
+            params = reseed_components(
+                stats, collapsed, x[rows], covariance, center, reg_covar
+            )
+            reseeded = True
         change = lower_bound - previous
         if on_iteration is not None:
             on_iteration(n_iter, change)
-        if abs(change) < tol:
+        if abs(change) < tol and not reseeded:
             converged = True
             break
-    return EMResult(params, lower_bound, lower_bounds, n_iter, converged)
+    return EMResult(params, lower_bound, lower_bounds, n_iter, converged, n_reseeded)

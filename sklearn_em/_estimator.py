@@ -18,7 +18,11 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._covariance import COVARIANCE_TYPES, get_covariance
 from ._em import MixtureParams, log_prob_matrix, run_em
 from ._init import initial_params
-from ._stats import ChunkedEStep
+from ._stats import ChunkedEStep, single_threaded_blas
+
+
+class DegenerateComponentWarning(UserWarning):
+    """A component collapsed during EM and was re-seeded."""
 
 
 class GaussianMixture(ClusterMixin, BaseEstimator):
@@ -215,6 +219,10 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
             Component labels, identical to ``fit(X).predict(X)``.
         """
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        with single_threaded_blas():
+            return self._fit(X)
+
+    def _fit(self, X):
         n_samples, n_features = X.shape
         if n_samples < self.n_components:
             raise ValueError(
@@ -270,6 +278,14 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
             if best is None or result.lower_bound > best.lower_bound:
                 best = result
 
+        if best.n_reseeded:
+            warnings.warn(
+                f"{best.n_reseeded} time(s) a component collapsed (its covariance "
+                "was not positive definite) and was re-seeded at the worst-"
+                "explained sample. Consider fewer components or a larger reg_covar.",
+                DegenerateComponentWarning,
+                stacklevel=2,
+            )
         if not best.converged and self.max_iter > 0:
             warnings.warn(
                 "Best performing initialization did not converge. Try different "
@@ -386,7 +402,8 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         keyword = {"labels": "labels_out", "resp": "resp_out"}.get(
             output, "log_norm_out"
         )
-        estep.evaluate(X, w_matrix, **{keyword: out})
+        with single_threaded_blas():
+            estep.evaluate(X, w_matrix, **{keyword: out})
         return out
 
     def predict(self, X):
