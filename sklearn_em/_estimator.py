@@ -13,7 +13,11 @@ from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
 
 from ._covariance import COVARIANCE_TYPES, get_covariance
 from ._em import MixtureParams, log_prob_matrix, run_em
@@ -179,7 +183,7 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         self.n_jobs = n_jobs
 
     # -- fitting --
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Estimate the mixture parameters with the EM algorithm.
 
         Runs ``n_init`` initializations and keeps the one with the largest lower
@@ -193,17 +197,21 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
             Training data, one row per sample.
         y : Ignored
             Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row: its share in every statistic, as if
+            it were repeated that many times (weights need not be integers).
+            ``None`` weighs every row 1.
 
         Returns
         -------
         self : GaussianMixture
             The fitted estimator.
         """
-        self.fit_predict(X, y)
+        self.fit_predict(X, y, sample_weight=sample_weight)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit_predict(self, X, y=None):
+    def fit_predict(self, X, y=None, sample_weight=None):
         """Fit the model to ``X`` and return the most probable component of each row.
 
         Parameters
@@ -212,6 +220,10 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
             Training data, one row per sample.
         y : Ignored
             Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row: its share in every statistic, as if
+            it were repeated that many times (weights need not be integers).
+            ``None`` weighs every row 1.
 
         Returns
         -------
@@ -219,10 +231,11 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
             Component labels, identical to ``fit(X).predict(X)``.
         """
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        sample_weight = _validate_sample_weight(sample_weight, X)
         with single_threaded_blas():
-            return self._fit(X)
+            return self._fit(X, sample_weight)
 
-    def _fit(self, X):
+    def _fit(self, X, sample_weight):
         n_samples, n_features = X.shape
         if n_samples < self.n_components:
             raise ValueError(
@@ -231,12 +244,11 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
             )
         covariance = get_covariance(self.covariance_type)
         user_init = self._check_initial_parameters(covariance, n_features)
-        sample_weight = None
         estep = ChunkedEStep(
             covariance,
             n_features,
             self.n_components,
-            center=X.mean(axis=0, dtype=np.float64),
+            center=np.average(X, axis=0, weights=sample_weight).astype(np.float64),
             chunk_size=self.chunk_size,
             max_rows=n_samples,
             n_threads=self._n_threads(),
@@ -451,7 +463,7 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         """
         return self._evaluate(X, "log_prob")
 
-    def score(self, X, y=None):
+    def score(self, X, y=None, sample_weight=None):
         """Mean log-likelihood per sample of ``X``.
 
         Parameters
@@ -460,13 +472,18 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
             Rows to evaluate.
         y : Ignored
             Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows in the mean.
 
         Returns
         -------
         log_likelihood : float
-            Mean of :meth:`score_samples`; higher is better.
+            (Weighted) mean of :meth:`score_samples`; higher is better.
         """
-        return float(np.mean(self.score_samples(X), dtype=np.float64))
+        log_prob = self.score_samples(X).astype(np.float64)
+        if sample_weight is not None:
+            sample_weight = _validate_sample_weight(sample_weight, log_prob[:, None])
+        return float(np.average(log_prob, weights=sample_weight))
 
     def sample(self, n_samples=1):
         """Draw random samples from the fitted mixture.
@@ -566,6 +583,18 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
                 f"Initialization {status}. time lapse {elapsed:.5f}s\t "
                 f"lower bound {lower_bound:.5f}."
             )
+
+
+def _validate_sample_weight(sample_weight, X):
+    """float64 weights, one per row, finite, non-negative and not all zero."""
+    if sample_weight is None:
+        return None
+    sample_weight = _check_sample_weight(
+        sample_weight, X, dtype=np.float64, ensure_non_negative=True
+    )
+    if not sample_weight.any():
+        raise ValueError("sample_weight must have at least one positive value.")
+    return sample_weight
 
 
 def _check_shape(param, shape, name):

@@ -5,7 +5,16 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn_em import GaussianMixture
 
 # Checks expected to fail, with the reason. The goal is an empty table.
-EXPECTED_FAILED_CHECKS: dict[str, str] = {}
+EXPECTED_FAILED_CHECKS: dict[str, str] = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "The check compares a fit with integer weights to a fit on repeated rows "
+        "from the default random initialisation; k-means (like sklearn's KMeans, "
+        "which cannot pass it either) draws its seeds differently for a weighted "
+        "row than for its copies, so the components come out permuted or at "
+        "another local optimum. From the same initial parameters the two fits "
+        "agree to 1e-10: tests/test_sample_weight.py."
+    ),
+}
 
 
 @parametrize_with_checks(
