@@ -64,6 +64,14 @@ class Covariance:
         """Write the second-order features of centred rows ``y`` (d, m) into ``out``."""
         raise NotImplementedError
 
+    def second_order_of(self, matrix: np.ndarray) -> np.ndarray:
+        """The second-order features' counterpart of a (d, d) matrix.
+
+        Summing ``second_order_features`` of rows ``y`` gives this of
+        ``sum y y^T``; used to add conditional covariances of missing values.
+        """
+        raise NotImplementedError
+
     # -- statistics -> parameters --
     def covariances_from_moments(
         self,
@@ -225,6 +233,9 @@ class _MatrixCovariance(Covariance):
         for a in range(d):
             np.multiply(y[a], y[a:], out=out[start : start + d - a])
             start += d - a
+
+    def second_order_of(self, matrix):
+        return matrix[np.triu_indices(matrix.shape[0])]
 
     @staticmethod
     def _unpack(packed: np.ndarray, n_features: int) -> np.ndarray:
@@ -395,6 +406,9 @@ class DiagCovariance(_VectorCovariance):
     def second_order_features(self, y, out):
         np.multiply(y, y, out=out)
 
+    def second_order_of(self, matrix):
+        return np.diagonal(matrix).copy()
+
     def covariances_from_moments(self, nk, centred_means, second, reg_covar):
         return second / nk[:, None] - centred_means**2 + reg_covar
 
@@ -427,6 +441,9 @@ class SphericalCovariance(_VectorCovariance):
 
     def second_order_features(self, y, out):
         np.einsum("am,am->m", y, y, out=out[0])
+
+    def second_order_of(self, matrix):
+        return np.array([np.trace(matrix)])
 
     def covariances_from_moments(self, nk, centred_means, second, reg_covar):
         n_features = centred_means.shape[1]

@@ -14,17 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._covariance import Covariance, IllDefinedCovariance
+from ._missing import Rows, accumulate_rows
+from ._params import MixtureParams
 from ._stats import ChunkedEStep, SuffStats
-
-
-@dataclass(frozen=True)
-class MixtureParams:
-    """A fitted (or initial) Gaussian mixture, in scikit-learn's conventions."""
-
-    weights: np.ndarray
-    means: np.ndarray
-    covariances: np.ndarray
-    precisions_cholesky: np.ndarray
 
 
 @dataclass
@@ -103,21 +95,9 @@ def reseed_components(
     )
 
 
-def log_prob_matrix(
-    params: MixtureParams, covariance: Covariance, center: np.ndarray
-) -> np.ndarray:
-    """The matrix ``W`` mapping feature rows to weighted log-densities."""
-    with np.errstate(divide="ignore"):
-        log_weights = np.log(params.weights)
-    return covariance.log_prob_weights(
-        log_weights, params.means - center, params.precisions_cholesky
-    )
-
-
 def run_em(
     estep: ChunkedEStep,
-    x: np.ndarray,
-    sample_weight: np.ndarray | None,
+    rows: Rows,
     params: MixtureParams,
     *,
     tol: float,
@@ -147,8 +127,7 @@ def run_em(
     n_iter = n_reseeded = 0
     for n_iter in range(1, max_iter + 1):
         previous = lower_bound
-        w_matrix = log_prob_matrix(params, covariance, center)
-        stats = estep.accumulate(x, sample_weight, w_matrix)
+        stats = accumulate_rows(estep, rows, params)
         lower_bound = stats.log_likelihood / stats.total_weight
         lower_bounds.append(lower_bound)
         try:
@@ -156,14 +135,17 @@ def run_em(
             reseeded = False
         except IllDefinedCovariance as error:
             collapsed = error.components
-            n_reseeded += int(collapsed.sum())
+            n_collapsed = int(collapsed.sum())
+            n_reseeded += n_collapsed
             if collapsed.all() or n_reseeded > max_reseeds:
                 raise
-            rows = estep.worst_explained(
-                x, sample_weight, w_matrix, int(collapsed.sum())
+            seeds = estep.worst_explained(
+                rows.x, rows.sample_weight, params, n_collapsed
             )
+            if len(seeds) < n_collapsed:
+                raise
             params = reseed_components(
-                stats, collapsed, x[rows], covariance, center, reg_covar
+                stats, collapsed, rows.x[seeds], covariance, center, reg_covar
             )
             reseeded = True
         change = lower_bound - previous

@@ -15,13 +15,16 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight,
+    _num_samples,
     check_is_fitted,
     validate_data,
 )
 
 from ._covariance import COVARIANCE_TYPES, get_covariance
-from ._em import MixtureParams, log_prob_matrix, run_em
+from ._em import run_em
 from ._init import initial_params
+from ._missing import evaluate_rows, impute_means, nan_average, split_rows
+from ._params import MixtureParams
 from ._stats import ChunkedEStep, single_threaded_blas
 
 
@@ -230,7 +233,13 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         labels : ndarray of shape (n_samples,)
             Component labels, identical to ``fit(X).predict(X)``.
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        X = validate_data(
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            ensure_min_samples=2,
+            ensure_all_finite="allow-nan",
+        )
         sample_weight = _validate_sample_weight(sample_weight, X)
         with single_threaded_blas():
             return self._fit(X, sample_weight)
@@ -244,11 +253,12 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
             )
         covariance = get_covariance(self.covariance_type)
         user_init = self._check_initial_parameters(covariance, n_features)
+        rows = split_rows(X, sample_weight)
         estep = ChunkedEStep(
             covariance,
             n_features,
             self.n_components,
-            center=np.average(X, axis=0, weights=sample_weight).astype(np.float64),
+            center=nan_average(X, sample_weight),
             chunk_size=self.chunk_size,
             max_rows=n_samples,
             n_threads=self._n_threads(),
@@ -261,9 +271,10 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         for init in range(n_init):
             self._print_init_begin(init)
             if do_init:
+                # k-means cannot take NaN: start from mean-imputed data.
                 params = initial_params(
                     estep,
-                    X,
+                    impute_means(X, sample_weight),
                     sample_weight,
                     init_params=self.init_params,
                     random_state=random_state,
@@ -276,8 +287,7 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
                 start_bound = self.lower_bound_
             result = run_em(
                 estep,
-                X,
-                sample_weight,
+                rows,
                 params,
                 tol=self.tol,
                 max_iter=self.max_iter,
@@ -313,7 +323,7 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         self.lower_bounds_ = [float(v) for v in best.lower_bounds]
         # A final E-step with the kept parameters makes fit_predict(X) equal to
         # fit(X).predict(X) whatever max_iter, tol and random_state are.
-        self.labels_ = self._evaluate(X, "labels", estep)
+        self.labels_ = self._evaluate(rows, "labels", estep)
         return self.labels_
 
     def _check_initial_parameters(self, covariance, n_features):
@@ -356,6 +366,11 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
             out["precisions_init"] = precisions
         return out
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
     def _n_threads(self) -> int:
         if self.n_jobs is None:
             return cpu_count()
@@ -388,35 +403,35 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         """One pass over ``X`` under the fitted parameters.
 
         ``output`` is 'labels', 'resp' or 'log_prob'. Without an ``estep``
-        (inference on new data) ``X`` is validated first and centred on the
-        mixture mean, which is as good a fixed point as the data mean.
+        (inference on new data) ``X`` is validated and split by missingness
+        first, and centred on the mixture mean, as good a fixed point as the
+        data mean; with one, ``X`` is the training ``Rows``.
         """
         if estep is None:
             check_is_fitted(self)
-            X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         params = self._fitted_params()
         if estep is None:
+            X = validate_data(
+                self,
+                X,
+                dtype=[np.float64, np.float32],
+                reset=False,
+                ensure_all_finite="allow-nan",
+            )
+            dtype, X = X.dtype, split_rows(X)
             estep = ChunkedEStep(
                 get_covariance(self.covariance_type),
-                X.shape[1],
+                self.n_features_in_,
                 self.n_components,
                 center=params.weights @ params.means,
                 chunk_size=self.chunk_size,
-                max_rows=max(len(X), 1),
+                max_rows=max(len(X.x), 1),
                 n_threads=self._n_threads(),
             )
-        w_matrix = log_prob_matrix(params, estep.covariance, estep.center)
-        out = {
-            "labels": lambda: np.empty(len(X), dtype=np.intp),
-            "resp": lambda: np.empty((len(X), self.n_components), dtype=X.dtype),
-            "log_prob": lambda: np.empty(len(X), dtype=X.dtype),
-        }[output]()
-        keyword = {"labels": "labels_out", "resp": "resp_out"}.get(
-            output, "log_norm_out"
-        )
+        else:
+            dtype = X.x.dtype
         with single_threaded_blas():
-            estep.evaluate(X, w_matrix, **{keyword: out})
-        return out
+            return evaluate_rows(estep, X, params, output, dtype)
 
     def predict(self, X):
         """Most probable component of each row.
@@ -535,8 +550,7 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         -------
         bic : float
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        n = X.shape[0]
+        n = _num_samples(X)
         return -2 * self.score(X) * n + self._n_parameters() * math.log(n)
 
     def aic(self, X):
@@ -551,8 +565,7 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         -------
         aic : float
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+        return -2 * self.score(X) * _num_samples(X) + 2 * self._n_parameters()
 
     # -- verbosity, as in scikit-learn --
     def _print_init_begin(self, init):

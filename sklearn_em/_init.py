@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
 
-from ._em import MixtureParams, params_from_stats
+from ._em import params_from_stats
+from ._params import MixtureParams
 from ._stats import ChunkedEStep
 
 

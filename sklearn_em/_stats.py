@@ -27,6 +27,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from ._covariance import Covariance
+from ._params import MixtureParams
 
 # Bytes of per-chunk working set to aim for: roughly an L2 cache.
 _CHUNK_BYTES = 1 << 21
@@ -196,6 +197,14 @@ class ChunkedEStep:
         self.covariance.second_order_features(f[1 : d + 1], f[d + 1 :])
         return f
 
+    def log_prob_matrix(self, params: MixtureParams) -> np.ndarray:
+        """The matrix ``W`` mapping feature rows to weighted log-densities."""
+        with np.errstate(divide="ignore"):
+            log_weights = np.log(params.weights)
+        return self.covariance.log_prob_weights(
+            log_weights, params.means - self.center, params.precisions_cholesky
+        )
+
     def weighted_log_prob(
         self, ws: _Workspace, f: np.ndarray, w_matrix: np.ndarray
     ) -> np.ndarray:
@@ -233,9 +242,10 @@ class ChunkedEStep:
         self,
         x: np.ndarray,
         sample_weight: np.ndarray | None,
-        w_matrix: np.ndarray,
+        params: MixtureParams,
     ) -> SuffStats:
         """E-step over all rows of ``x``: summed statistics and log-likelihood."""
+        w_matrix = self.log_prob_matrix(params)
 
         def work(ws, first, last):
             moments = np.zeros((self.n_components, self.q))
@@ -291,7 +301,7 @@ class ChunkedEStep:
         self,
         x: np.ndarray,
         sample_weight: np.ndarray | None,
-        w_matrix: np.ndarray,
+        params: MixtureParams,
         count: int,
     ) -> np.ndarray:
         """Indices of the ``count`` rows of lowest ``log p(x)``, worst first.
@@ -299,6 +309,7 @@ class ChunkedEStep:
         Rows of zero weight are never chosen. Memory stays bounded: each chunk
         only keeps its ``count`` best candidates.
         """
+        w_matrix = self.log_prob_matrix(params)
 
         def keep_lowest(values, indices):
             if len(values) > count:
@@ -328,7 +339,7 @@ class ChunkedEStep:
     def evaluate(
         self,
         x: np.ndarray,
-        w_matrix: np.ndarray,
+        params: MixtureParams,
         *,
         log_norm_out: np.ndarray | None = None,
         resp_out: np.ndarray | None = None,
@@ -339,6 +350,7 @@ class ChunkedEStep:
         ``log_norm_out`` (n,) gets ``log p(x)``, ``resp_out`` (n, k) the
         responsibilities and ``labels_out`` (n,) the most probable component.
         """
+        w_matrix = self.log_prob_matrix(params)
 
         def work(ws, first, last):
             for start, stop in self.chunks(first, last):
