@@ -24,6 +24,7 @@ from ._covariance import COVARIANCE_TYPES, get_covariance
 from ._em import run_em
 from ._init import initial_params
 from ._missing import evaluate_rows, impute_means, nan_average, split_rows
+from ._online import OnlineState, online_step
 from ._params import MixtureParams
 from ._stats import ChunkedEStep, single_threaded_blas
 
@@ -90,6 +91,15 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         chunk is never split. Results depend (to rounding) on the number of
         threads, never on timing.
 
+    learning_decay : float, default=0.7
+        Online learning (:meth:`partial_fit`): the step size of update ``t`` is
+        ``(t + learning_offset) ** -learning_decay`` (names as in scikit-learn's
+        ``LatentDirichletAllocation``). Values in (0.5, 1] guarantee
+        convergence of stepwise EM; 0 makes each call one full EM iteration on
+        its batch.
+    learning_offset : float, default=10.0
+        Online learning: a larger offset makes early batches weigh less.
+
     Attributes
     ----------
     weights_ : ndarray of shape (n_components,)
@@ -146,6 +156,8 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         "verbose_interval": [Interval(Integral, 1, None, closed="left")],
         "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
         "n_jobs": [Integral, None],
+        "learning_decay": [Interval(Real, 0, 1, closed="both")],
+        "learning_offset": [Interval(Real, 0, None, closed="left")],
     }
 
     def __init__(
@@ -167,6 +179,8 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         verbose_interval=10,
         chunk_size=None,
         n_jobs=None,
+        learning_decay=0.7,
+        learning_offset=10.0,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -184,6 +198,8 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         self.verbose_interval = verbose_interval
         self.chunk_size = chunk_size
         self.n_jobs = n_jobs
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
 
     # -- fitting --
     def fit(self, X, y=None, sample_weight=None):
@@ -254,15 +270,7 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         covariance = get_covariance(self.covariance_type)
         user_init = self._check_initial_parameters(covariance, n_features)
         rows = split_rows(X, sample_weight)
-        estep = ChunkedEStep(
-            covariance,
-            n_features,
-            self.n_components,
-            center=nan_average(X, sample_weight),
-            chunk_size=self.chunk_size,
-            max_rows=n_samples,
-            n_threads=self._n_threads(),
-        )
+        estep = self._make_estep(covariance, nan_average(X, sample_weight), n_samples)
 
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
@@ -317,6 +325,7 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
                 stacklevel=2,
             )
         self._set_fitted_params(best.params, X.dtype)
+        self._online = None
         self.converged_ = bool(best.converged)
         self.n_iter_ = best.n_iter
         self.lower_bound_ = float(best.lower_bound)
@@ -325,6 +334,98 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         # fit(X).predict(X) whatever max_iter, tol and random_state are.
         self.labels_ = self._evaluate(rows, "labels", estep)
         return self.labels_
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Update the model with one batch of rows: online (stepwise) EM.
+
+        The first call on an unfitted estimator initialises the parameters
+        from its batch (``init_params`` or the user's initial values); every
+        call then performs one stepwise-EM update: an E-step on the batch and
+        an M-step on running statistics that move towards the batch's with
+        step ``(t + learning_offset) ** -learning_decay``. After :meth:`fit`,
+        ``partial_fit`` continues from the fitted parameters. Memory is bounded
+        by the batch, so data larger than memory can be streamed.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            One batch of rows (may contain NaN, as in :meth:`fit`).
+        y : Ignored
+            Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the batch's rows.
+
+        Returns
+        -------
+        self : GaussianMixture
+            The updated estimator. ``n_iter_`` counts the updates,
+            ``lower_bound_`` is the last batch's mean log-likelihood (before its
+            update) and ``lower_bounds_`` holds one entry per update.
+        """
+        first = not hasattr(self, "means_")
+        X = validate_data(
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            reset=first,
+            ensure_all_finite="allow-nan",
+        )
+        sample_weight = _validate_sample_weight(sample_weight, X)
+        covariance = get_covariance(self.covariance_type)
+        with single_threaded_blas():
+            if first:
+                if X.shape[0] < max(self.n_components, 2):
+                    raise ValueError(
+                        "The first partial_fit batch initialises the model and needs "
+                        f"n_samples >= max(n_components, 2); got n_components = "
+                        f"{self.n_components}, n_samples = {X.shape[0]}"
+                    )
+                center = nan_average(X, sample_weight)
+                estep = self._make_estep(covariance, center, len(X))
+                params = initial_params(
+                    estep,
+                    impute_means(X, sample_weight),
+                    sample_weight,
+                    init_params=self.init_params,
+                    random_state=check_random_state(self.random_state),
+                    reg_covar=self.reg_covar,
+                    **self._check_initial_parameters(covariance, X.shape[1]),
+                )
+                self.n_iter_, self.lower_bounds_ = 0, []
+            else:
+                params = self._fitted_params()
+            state = getattr(self, "_online", None)
+            if state is None:
+                state = OnlineState(None, 0, params.weights @ params.means)
+            estep = self._make_estep(covariance, state.center, len(X))
+            state, params, lower_bound = online_step(
+                state,
+                estep,
+                split_rows(X, sample_weight),
+                params,
+                reg_covar=self.reg_covar,
+                decay=self.learning_decay,
+                offset=self.learning_offset,
+            )
+        self._online = state
+        self._set_fitted_params(params, X.dtype)
+        self.converged_ = False
+        self.n_iter_ = getattr(self, "n_iter_", 0) + 1
+        self.lower_bound_ = lower_bound
+        self.lower_bounds_ = [*getattr(self, "lower_bounds_", []), lower_bound]
+        return self
+
+    def _make_estep(self, covariance, center, n_rows):
+        return ChunkedEStep(
+            covariance,
+            len(center),
+            self.n_components,
+            center=center,
+            chunk_size=self.chunk_size,
+            max_rows=max(n_rows, 1),
+            n_threads=self._n_threads(),
+        )
 
     def _check_initial_parameters(self, covariance, n_features):
         """Validated copies of the user's initial values (never the originals)."""
@@ -419,14 +520,10 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
                 ensure_all_finite="allow-nan",
             )
             dtype, X = X.dtype, split_rows(X)
-            estep = ChunkedEStep(
+            estep = self._make_estep(
                 get_covariance(self.covariance_type),
-                self.n_features_in_,
-                self.n_components,
-                center=params.weights @ params.means,
-                chunk_size=self.chunk_size,
-                max_rows=max(len(X.x), 1),
-                n_threads=self._n_threads(),
+                params.weights @ params.means,
+                len(X.x),
             )
         else:
             dtype = X.x.dtype
