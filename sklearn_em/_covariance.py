@@ -104,6 +104,12 @@ class Covariance:
         """
         raise NotImplementedError
 
+    def largest_precision(
+        self, precisions_cholesky: np.ndarray, n_components: int
+    ) -> np.ndarray:
+        """Upper bound of each component's largest precision eigenvalue, (k,)."""
+        raise NotImplementedError
+
     def log_det_cholesky(self, precisions_cholesky: np.ndarray, n_features: int):
         """``log det U`` per component: half the log-determinant of the precision."""
         raise NotImplementedError
@@ -288,6 +294,9 @@ class FullCovariance(_MatrixCovariance):
     def log_det_cholesky(self, precisions_cholesky, n_features):
         return np.log(np.diagonal(precisions_cholesky, axis1=1, axis2=2)).sum(axis=1)
 
+    def largest_precision(self, precisions_cholesky, n_components):
+        return (precisions_cholesky**2).sum(axis=(1, 2))
+
     def cholesky_from_precisions(self, precisions):
         return np.stack([_chol_upper_of_precision(p) for p in precisions])
 
@@ -341,6 +350,9 @@ class TiedCovariance(_MatrixCovariance):
 
     def log_det_cholesky(self, precisions_cholesky, n_features):
         return np.log(np.diagonal(precisions_cholesky)).sum()
+
+    def largest_precision(self, precisions_cholesky, n_components):
+        return np.full(n_components, (precisions_cholesky**2).sum())
 
     def cholesky_from_precisions(self, precisions):
         return _chol_upper_of_precision(precisions)
@@ -421,6 +433,9 @@ class DiagCovariance(_VectorCovariance):
     def log_det_cholesky(self, precisions_cholesky, n_features):
         return np.log(precisions_cholesky).sum(axis=1)
 
+    def largest_precision(self, precisions_cholesky, n_components):
+        return (precisions_cholesky**2).max(axis=1)
+
     def shape(self, n_components, n_features):
         return (n_components, n_features)
 
@@ -458,6 +473,9 @@ class SphericalCovariance(_VectorCovariance):
 
     def log_det_cholesky(self, precisions_cholesky, n_features):
         return n_features * np.log(precisions_cholesky)
+
+    def largest_precision(self, precisions_cholesky, n_components):
+        return precisions_cholesky**2
 
     def shape(self, n_components, n_features):
         return (n_components,)

@@ -32,8 +32,12 @@ class EMResult:
 
 
 def _moment_estimates(moments, covariance, center, reg_covar):
-    """Weights, means and covariances from ``(k, q)`` summed features."""
-    n_features = center.shape[0]
+    """Weights, means and covariances from ``(k, q)`` summed features.
+
+    ``center`` is the point the moments are about: ``(d,)`` or one per
+    component, ``(k, d)``.
+    """
+    n_features = center.shape[-1]
     nk = moments[:, 0] + 10 * np.finfo(np.float64).eps
     centred_means = moments[:, 1 : n_features + 1] / nk[:, None]
     covariances = covariance.covariances_from_moments(
@@ -42,24 +46,45 @@ def _moment_estimates(moments, covariance, center, reg_covar):
     return nk / nk.sum(), centred_means + center, covariances
 
 
+# A component whose precision exceeds this multiple of 1 / (data variance) is
+# numerically collapsed: its log-densities would lose more than ~4 digits to
+# rounding (eps * precision * |x - c|^2), so EM could no longer be trusted.
+MAX_RELATIVE_PRECISION = 1e12
+
+
+def _checked_params(weights, means, covariances, covariance, variance_scale):
+    precisions_cholesky = covariance.precisions_cholesky(covariances)
+    if variance_scale:
+        largest = covariance.largest_precision(precisions_cholesky, len(weights))
+        collapsed = largest * variance_scale > MAX_RELATIVE_PRECISION
+        if collapsed.any():
+            raise IllDefinedCovariance(collapsed)
+    return MixtureParams(weights, means, covariances, precisions_cholesky)
+
+
 def params_from_stats(
     stats: SuffStats,
     covariance: Covariance,
     center: np.ndarray,
     reg_covar: float,
+    variance_scale: float = 0.0,
 ) -> MixtureParams:
     """M-step: maximum-likelihood parameters from summed statistics.
 
     Like scikit-learn, ``10 * eps`` is added to every ``N_k`` so an empty
     component yields finite means instead of a division by zero. Raises
-    :class:`IllDefinedCovariance` when a covariance is not positive definite.
+    :class:`IllDefinedCovariance` when a covariance is not positive definite,
+    or (given the data's mean variance ``variance_scale``) so narrow that it
+    is numerically collapsed.
     """
     weights, means, covariances = _moment_estimates(
-        stats.moments, covariance, center, reg_covar
+        stats.moments, covariance, _centers(stats, center), reg_covar
     )
-    return MixtureParams(
-        weights, means, covariances, covariance.precisions_cholesky(covariances)
-    )
+    return _checked_params(weights, means, covariances, covariance, variance_scale)
+
+
+def _centers(stats, center):
+    return center if stats.centers is None else stats.centers
 
 
 def reseed_components(
@@ -69,30 +94,26 @@ def reseed_components(
     covariance: Covariance,
     center: np.ndarray,
     reg_covar: float,
+    variance_scale: float = 0.0,
 ) -> MixtureParams:
     """M-step that re-seeds collapsed components instead of failing.
 
     Each collapsed component restarts at one of ``seed_rows`` (rows the current
-    model explains worst) with the covariance of the whole data and an equal
-    share of weight; the others keep their M-step estimates. Raises
+    model explains worst) with the average covariance of the others and an
+    equal share of weight; the others keep their M-step estimates. Raises
     :class:`IllDefinedCovariance` if even that is not a valid mixture (the data
     themselves are degenerate and ``reg_covar`` is too small).
     """
     weights, means, covariances = _moment_estimates(
-        stats.moments, covariance, center, reg_covar
-    )
-    _, _, data_covariance = _moment_estimates(
-        stats.moments.sum(axis=0, keepdims=True), covariance, center, reg_covar
+        stats.moments, covariance, _centers(stats, center), reg_covar
     )
     # Only per-component types get here: a shared covariance that is ill-defined
     # is ill-defined for every component, and that is never re-seeded.
-    covariances[collapsed] = data_covariance[0]
+    covariances[collapsed] = covariances[~collapsed].mean(axis=0)
     means[collapsed] = seed_rows
     weights[collapsed] = 1.0 / len(weights)
     weights /= weights.sum()
-    return MixtureParams(
-        weights, means, covariances, covariance.precisions_cholesky(covariances)
-    )
+    return _checked_params(weights, means, covariances, covariance, variance_scale)
 
 
 def run_em(
@@ -104,6 +125,7 @@ def run_em(
     max_iter: int,
     reg_covar: float,
     lower_bound: float = -np.inf,
+    variance_scale: float = 0.0,
     max_reseeds: int | None = None,
     on_iteration: Callable[[int, float], None] | None = None,
 ) -> EMResult:
@@ -113,7 +135,9 @@ def run_em(
     log-likelihood under the parameters *entering* that iteration, and the run
     has converged when it changes by less than ``tol``.
 
-    A component whose covariance collapses (not positive definite) is re-seeded
+    A component whose covariance collapses (not positive definite, or narrower
+    than the data's mean variance ``variance_scale`` by more than
+    ``MAX_RELATIVE_PRECISION``) is re-seeded
     at the worst-explained row, up to ``max_reseeds`` times in all (default:
     twice the number of components); the iteration that re-seeds never counts
     as converged. Past that, or when every component collapses, the
@@ -131,7 +155,9 @@ def run_em(
         lower_bound = stats.log_likelihood / stats.total_weight
         lower_bounds.append(lower_bound)
         try:
-            params = params_from_stats(stats, covariance, center, reg_covar)
+            params = params_from_stats(
+                stats, covariance, center, reg_covar, variance_scale
+            )
             reseeded = False
         except IllDefinedCovariance as error:
             collapsed = error.components
@@ -145,7 +171,13 @@ def run_em(
             if len(seeds) < n_collapsed:
                 raise
             params = reseed_components(
-                stats, collapsed, rows.x[seeds], covariance, center, reg_covar
+                stats,
+                collapsed,
+                rows.x[seeds],
+                covariance,
+                center,
+                reg_covar,
+                variance_scale,
             )
             reseeded = True
         change = lower_bound - previous

@@ -12,7 +12,11 @@ from joblib import cpu_count, effective_n_jobs
 from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    StrOptions,
+)
 from sklearn.utils.validation import (
     _check_sample_weight,
     _num_samples,
@@ -23,7 +27,14 @@ from sklearn.utils.validation import (
 from ._covariance import COVARIANCE_TYPES, get_covariance
 from ._em import run_em
 from ._init import initial_params
-from ._missing import evaluate_rows, impute_means, nan_average, split_rows
+from ._missing import (
+    check_training_data,
+    evaluate_rows,
+    impute_means,
+    nan_average,
+    nan_variance_scale,
+    split_rows,
+)
 from ._online import OnlineState, online_step
 from ._params import MixtureParams
 from ._stats import ChunkedEStep, single_threaded_blas
@@ -260,6 +271,15 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         with single_threaded_blas():
             return self._fit(X, sample_weight)
 
+    def _validate_params(self):
+        super()._validate_params()
+        # A bool is an Integral to scikit-learn's validation; not a count here.
+        if isinstance(self.n_components, bool):
+            raise InvalidParameterError(
+                "The 'n_components' parameter of GaussianMixture must be an int in "
+                f"the range [1, inf). Got {self.n_components!r} instead."
+            )
+
     def _fit(self, X, sample_weight):
         n_samples, n_features = X.shape
         if n_samples < self.n_components:
@@ -267,11 +287,13 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
                 "Expected n_samples >= n_components but got "
                 f"n_components = {self.n_components}, n_samples = {n_samples}"
             )
+        check_training_data(X, sample_weight, self.n_components)
         covariance = get_covariance(self.covariance_type)
         user_init = self._check_initial_parameters(covariance, n_features)
         rows = split_rows(X, sample_weight)
         estep = self._make_estep(covariance, nan_average(X, sample_weight), n_samples)
 
+        variance_scale = nan_variance_scale(X, sample_weight)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
@@ -301,6 +323,7 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
                 max_iter=self.max_iter,
                 reg_covar=self.reg_covar,
                 lower_bound=start_bound,
+                variance_scale=variance_scale,
                 on_iteration=self._print_iteration,
             )
             if self.max_iter > 0:
@@ -381,6 +404,7 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
                         f"n_samples >= max(n_components, 2); got n_components = "
                         f"{self.n_components}, n_samples = {X.shape[0]}"
                     )
+                check_training_data(X, sample_weight, self.n_components)
                 center = nan_average(X, sample_weight)
                 estep = self._make_estep(covariance, center, len(X))
                 params = initial_params(

@@ -66,13 +66,7 @@ def split_rows(X: np.ndarray, sample_weight: np.ndarray | None = None) -> Rows:
     incomplete = missing.any(axis=1)
     if not incomplete.any():
         return Rows(X, sample_weight, len(X))
-    empty = missing.all(axis=1)
-    if empty.any():
-        rows = np.flatnonzero(empty)
-        raise ValueError(
-            f"{len(rows)} row(s) of X have every feature missing (NaN), e.g. row "
-            f"{rows[0]}; such rows carry no information. Drop them before fitting."
-        )
+    _check_no_empty_rows(missing)
     complete = np.flatnonzero(~incomplete)
     rows_incomplete = np.flatnonzero(incomplete)
     patterns, inverse = np.unique(missing[rows_incomplete], axis=0, return_inverse=True)
@@ -97,6 +91,42 @@ def split_rows(X: np.ndarray, sample_weight: np.ndarray | None = None) -> Rows:
     )
 
 
+def _check_no_empty_rows(missing: np.ndarray) -> None:
+    empty = missing.all(axis=1)
+    if empty.any():
+        rows = np.flatnonzero(empty)
+        raise ValueError(
+            f"{len(rows)} row(s) of X have every feature missing (NaN), e.g. row "
+            f"{rows[0]}; such rows carry no information: drop them."
+        )
+
+
+def check_training_data(
+    X: np.ndarray, sample_weight: np.ndarray | None, n_components: int
+) -> None:
+    """Raise ``ValueError`` when ``X`` cannot support a fit of ``n_components``.
+
+    A feature missing in every row has no distribution to estimate, and every
+    component needs at least one row of positive weight to start from.
+    """
+    missing = np.isnan(X)
+    _check_no_empty_rows(missing)
+    never_observed = missing.all(axis=0)
+    if never_observed.any():
+        columns = np.flatnonzero(never_observed)
+        raise ValueError(
+            f"{len(columns)} feature(s) of X are missing (NaN) in every row, e.g. "
+            f"feature {columns[0]}; a feature needs observed values to be modelled."
+        )
+    if sample_weight is not None:
+        n_positive = int(np.count_nonzero(sample_weight))
+        if n_positive < n_components:
+            raise ValueError(
+                f"sample_weight has {n_positive} positive value(s), fewer than "
+                f"n_components = {n_components}; each component needs a row."
+            )
+
+
 def impute_means(X: np.ndarray, sample_weight: np.ndarray | None = None):
     """``X`` with each missing value replaced by its column's (weighted) mean.
 
@@ -116,6 +146,26 @@ def nan_average(X: np.ndarray, sample_weight: np.ndarray | None = None):
     weights = observed if sample_weight is None else observed * sample_weight[:, None]
     totals = np.where(observed, X, 0.0).astype(np.float64)
     return (totals * weights).sum(axis=0) / weights.sum(axis=0)
+
+
+def nan_variance_scale(
+    X: np.ndarray, sample_weight: np.ndarray | None = None, max_rows: int = 10_000
+) -> float:
+    """Mean over features of the (weighted) variance of the observed values.
+
+    Only a scale for numerical thresholds, so an evenly strided subsample of at
+    most ``max_rows`` rows is enough (and keeps this off the cost of a fit).
+    """
+    step = max(1, len(X) // max_rows)
+    X = X[::step]
+    if sample_weight is not None:
+        sample_weight = sample_weight[::step]
+        if not sample_weight.any():
+            return 0.0
+    deviation = X - nan_average(X, sample_weight)
+    with np.errstate(invalid="ignore"):
+        scale = nan_average(deviation * deviation, sample_weight).mean()
+    return float(scale) if np.isfinite(scale) else 0.0
 
 
 class _Conditional:
@@ -164,9 +214,12 @@ def group_stats(
     group: IncompleteGroup,
     params: MixtureParams,
     covariance: Covariance,
-    center: np.ndarray,
+    centers: np.ndarray,
 ) -> SuffStats:
-    """Expected sufficient statistics of one group of incomplete rows."""
+    """Expected sufficient statistics of one group of incomplete rows.
+
+    Component ``k``'s moments are taken about ``centers[k]``.
+    """
     n_components, n_features = params.means.shape
     conditionals = _conditionals(group, params, covariance)
     log_prob = _weighted_log_prob(group, params, conditionals)
@@ -179,10 +232,11 @@ def group_stats(
     n_second = covariance.n_second_order(n_features)
     moments = np.empty((n_components, covariance.n_features_total(n_features)))
     y = np.empty((n_features, len(group.index)))
-    y[observed] = (group.x_observed - center[observed]).T
     second = np.empty((n_second, len(group.index)))
     cond_cov = np.zeros((n_features, n_features))
     for k, conditional in enumerate(conditionals):
+        center = centers[k]
+        y[observed] = (group.x_observed - center[observed]).T
         y[missing] = (
             conditional.conditional_mean(group.x_observed) - center[missing]
         ).T
@@ -204,9 +258,15 @@ def accumulate_rows(
     estep: ChunkedEStep, rows: Rows, params: MixtureParams
 ) -> SuffStats:
     """E-step over complete and incomplete rows alike."""
-    stats = estep.accumulate(rows.x, rows.sample_weight, params)
+    local = estep.local_centres(params)
+    stats = estep.accumulate(rows.x, rows.sample_weight, params, local)
+    centers = (
+        np.tile(estep.center, (len(params.weights), 1))
+        if local is None
+        else stats.centers
+    )
     for group in rows.groups:
-        stats = stats + group_stats(group, params, estep.covariance, estep.center)
+        stats = stats + group_stats(group, params, estep.covariance, centers)
     return stats
 
 

@@ -57,18 +57,44 @@ class SuffStats:
         statistics came from given responsibilities).
     total_weight : float
         ``sum_i w_i``.
+    centers : ndarray of shape (n_components, n_features) or None
+        The point each component's moments are taken about, where that is not
+        the E-step's common centre (see :meth:`ChunkedEStep.local_centres`).
     """
 
     moments: np.ndarray
     log_likelihood: float
     total_weight: float
+    centers: np.ndarray | None = None
 
     def __add__(self, other: SuffStats) -> SuffStats:
         return SuffStats(
             self.moments + other.moments,
             self.log_likelihood + other.log_likelihood,
             self.total_weight + other.total_weight,
+            self.centers,
         )
+
+
+# Above this, ``|mu_k - c|^2 * precision`` makes the expanded quadratic forms
+# about the common centre ``c`` lose more than ~6 of float64's 16 digits, and
+# the component is handled about its own mean instead.
+_MAX_EXPANSION = 1e6
+
+
+@dataclass
+class LocalCentres:
+    """Components handled about their own means: indices, centres, log-density
+    rows (in features about those centres)."""
+
+    index: np.ndarray
+    centers: np.ndarray
+    w_rows: np.ndarray
+
+    def all_centers(self, center: np.ndarray, n_components: int) -> np.ndarray:
+        centers = np.tile(center, (n_components, 1))
+        centers[self.index] = self.centers
+        return centers
 
 
 @lru_cache(maxsize=1)
@@ -100,6 +126,14 @@ class _Workspace:
     def __init__(self, q: int, n_components: int, chunk_size: int):
         self.f = np.empty(q * chunk_size)
         self.log_prob = np.empty(n_components * chunk_size)
+        self._f_local = None
+
+    @property
+    def f_local(self) -> np.ndarray:
+        """Features about a component's own centre; rarely needed, so lazy."""
+        if self._f_local is None:
+            self._f_local = np.empty_like(self.f)
+        return self._f_local
 
 
 class ChunkedEStep:
@@ -184,18 +218,54 @@ class ChunkedEStep:
             ]
             return [future.result() for future in futures]
 
-    def features(self, ws: _Workspace, x: np.ndarray) -> np.ndarray:
+    def features(
+        self, ws: _Workspace, x: np.ndarray, center: np.ndarray | None = None
+    ) -> np.ndarray:
         """Feature rows ``[1, y, second-order(y)]`` of a chunk, shape ``(q, m)``.
 
-        Computed in float64 whatever the input dtype, so float32 data gets float64
-        statistics.
+        ``y = x - center`` (the common centre by default). Computed in float64
+        whatever the input dtype, so float32 data gets float64 statistics.
         """
         m, d = x.shape
-        f = ws.f[: self.q * m].reshape(self.q, m)
+        buffer = ws.f if center is None else ws.f_local
+        center = self.center if center is None else center
+        f = buffer[: self.q * m].reshape(self.q, m)
         f[0] = 1.0
-        np.subtract(x.T, self.center[:, None], out=f[1 : d + 1])
+        np.subtract(x.T, center[:, None], out=f[1 : d + 1])
         self.covariance.second_order_features(f[1 : d + 1], f[d + 1 :])
         return f
+
+    def local_centres(self, params: MixtureParams) -> LocalCentres | None:
+        """Components too narrow for their distance from the common centre.
+
+        Their log-densities and statistics are computed about their own means
+        (extra work per chunk, only for them), so that a collapsing or very
+        tight component far from the data mean keeps full precision.
+        """
+        distance2 = ((params.means - self.center) ** 2).sum(axis=1)
+        precision = self.covariance.largest_precision(
+            params.precisions_cholesky, len(params.weights)
+        )
+        index = np.flatnonzero(distance2 * precision > _MAX_EXPANSION)
+        if not len(index):
+            return None
+        with np.errstate(divide="ignore"):
+            log_weights = np.log(params.weights)
+        w_all = self.covariance.log_prob_weights(
+            log_weights, np.zeros_like(params.means), params.precisions_cholesky
+        )
+        return LocalCentres(index, params.means[index], w_all[index])
+
+    def _log_prob(self, ws, x, w_matrix, local):
+        """Features about the common centre and weighted log-densities of a chunk."""
+        f = self.features(ws, x)
+        log_prob = self.weighted_log_prob(ws, f, w_matrix)
+        if local is not None:
+            for j, center, w_row in zip(
+                local.index, local.centers, local.w_rows, strict=True
+            ):
+                log_prob[j] = w_row @ self.features(ws, x, center)
+        return f, log_prob
 
     def log_prob_matrix(self, params: MixtureParams) -> np.ndarray:
         """The matrix ``W`` mapping feature rows to weighted log-densities."""
@@ -243,16 +313,22 @@ class ChunkedEStep:
         x: np.ndarray,
         sample_weight: np.ndarray | None,
         params: MixtureParams,
+        local: LocalCentres | None = None,
     ) -> SuffStats:
-        """E-step over all rows of ``x``: summed statistics and log-likelihood."""
+        """E-step over all rows of ``x``: summed statistics and log-likelihood.
+
+        Components in ``local`` have their moments taken about their own centres.
+        """
         w_matrix = self.log_prob_matrix(params)
+
+        n_local = 0 if local is None else len(local.index)
 
         def work(ws, first, last):
             moments = np.zeros((self.n_components, self.q))
+            local_moments = np.zeros((n_local, self.q))
             log_likelihood = 0.0
             for start, stop in self.chunks(first, last):
-                f = self.features(ws, x[start:stop])
-                resp = self.weighted_log_prob(ws, f, w_matrix)
+                f, resp = self._log_prob(ws, x[start:stop], w_matrix, local)
                 log_norm = self.normalize(resp)
                 if sample_weight is None:
                     log_likelihood += log_norm.sum()
@@ -261,10 +337,19 @@ class ChunkedEStep:
                     log_likelihood += weight @ log_norm
                     resp *= weight
                 moments += resp @ f.T
+                for i in range(n_local):
+                    f_i = self.features(ws, x[start:stop], local.centers[i])
+                    local_moments[i] += resp[local.index[i]] @ f_i.T
+            if n_local:
+                # Replace, never correct: the common-centre moments of these
+                # components are exactly what lost the digits.
+                moments[local.index] = local_moments
             return SuffStats(moments, float(log_likelihood), 0.0)
 
         stats = reduce(operator.add, self.map_ranges(len(x), work))
         stats.total_weight = self._total_weight(x, sample_weight)
+        if local is not None:
+            stats.centers = local.all_centers(self.center, self.n_components)
         return stats
 
     def accumulate_given(
@@ -310,6 +395,7 @@ class ChunkedEStep:
         only keeps its ``count`` best candidates.
         """
         w_matrix = self.log_prob_matrix(params)
+        local = self.local_centres(params)
 
         def keep_lowest(values, indices):
             if len(values) > count:
@@ -320,8 +406,8 @@ class ChunkedEStep:
         def work(ws, first, last):
             values, indices = np.empty(0), np.empty(0, dtype=np.intp)
             for start, stop in self.chunks(first, last):
-                f = self.features(ws, x[start:stop])
-                log_norm = self.normalize(self.weighted_log_prob(ws, f, w_matrix))
+                _, log_prob = self._log_prob(ws, x[start:stop], w_matrix, local)
+                log_norm = self.normalize(log_prob)
                 if sample_weight is not None:
                     log_norm[sample_weight[start:stop] <= 0] = np.inf
                 values, indices = keep_lowest(
@@ -351,11 +437,11 @@ class ChunkedEStep:
         responsibilities and ``labels_out`` (n,) the most probable component.
         """
         w_matrix = self.log_prob_matrix(params)
+        local = self.local_centres(params)
 
         def work(ws, first, last):
             for start, stop in self.chunks(first, last):
-                f = self.features(ws, x[start:stop])
-                log_prob = self.weighted_log_prob(ws, f, w_matrix)
+                _, log_prob = self._log_prob(ws, x[start:stop], w_matrix, local)
                 if labels_out is not None:
                     labels_out[start:stop] = log_prob.argmax(axis=0)
                 if log_norm_out is None and resp_out is None:
