@@ -727,7 +727,8 @@ def _validate_sample_weight(sample_weight, X):
         sample_weight, X, dtype=np.float64, ensure_non_negative=True
     )
     if not sample_weight.any():
-        raise ValueError("sample_weight must have at least one positive value.")
+        # The wording of scikit-learn >= 1.8, whose check raises first there.
+        raise ValueError("Sample weights must contain at least one non-zero number.")
     return sample_weight
 
 
