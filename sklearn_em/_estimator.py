@@ -8,7 +8,7 @@ from numbers import Integral, Real
 from time import perf_counter
 
 import numpy as np
-from joblib import cpu_count, effective_n_jobs
+from joblib import cpu_count
 from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
@@ -279,6 +279,11 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
                 "The 'n_components' parameter of GaussianMixture must be an int in "
                 f"the range [1, inf). Got {self.n_components!r} instead."
             )
+        if self.n_jobs == 0:
+            raise InvalidParameterError(
+                "The 'n_jobs' parameter of GaussianMixture must be None, a positive "
+                "int or a negative int (-1: all cores). Got 0 instead."
+            )
 
     def _fit(self, X, sample_weight):
         n_samples, n_features = X.shape
@@ -497,9 +502,14 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         return tags
 
     def _n_threads(self) -> int:
+        # joblib's conventions for negative values, but our own threads: not
+        # joblib.effective_n_jobs, which assumes processes and warns in a child.
+        cores = cpu_count()
         if self.n_jobs is None:
-            return cpu_count()
-        return effective_n_jobs(self.n_jobs)
+            return cores
+        if self.n_jobs < 0:
+            return max(1, cores + 1 + self.n_jobs)
+        return self.n_jobs
 
     # -- parameters <-> attributes --
     def _set_fitted_params(self, params: MixtureParams, dtype) -> None:

@@ -120,6 +120,10 @@ def _executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="sklearn_em")
 
 
+# A forked child inherits the pool object but none of its threads: start afresh.
+os.register_at_fork(after_in_child=_executor.cache_clear)
+
+
 class _Workspace:
     """Per-thread buffers for one chunk: feature rows and log-densities."""
 
@@ -206,17 +210,12 @@ class ChunkedEStep:
             for i in range(n_workers + 1)
         ]
         workspaces = [self._workspace(i) for i in range(n_workers)]
-        # BLAS threads on top of ours would oversubscribe the cores, and on the
-        # small products of one chunk they do not pay anyway.
-        with (
-            _blas_controller().limit(limits=1, user_api="blas"),
-            ThreadPoolExecutor(n_workers) as pool,
-        ):
-            futures = [
-                pool.submit(work, workspaces[i], bounds[i], bounds[i + 1])
-                for i in range(n_workers)
-            ]
-            return [future.result() for future in futures]
+        # Callers hold BLAS to one thread (see single_threaded_blas).
+        futures = [
+            _executor().submit(work, workspaces[i], bounds[i], bounds[i + 1])
+            for i in range(n_workers)
+        ]
+        return [future.result() for future in futures]
 
     def features(
         self, ws: _Workspace, x: np.ndarray, center: np.ndarray | None = None

@@ -220,3 +220,24 @@ def test_shifting_the_data_shifts_the_means_and_nothing_else(covariance_type, of
     assert_allclose(shifted.means_ - offset, base.means_, atol=offset * 1e-14)
     assert_allclose(shifted.covariances_, base.covariances_, atol=offset * 1e-14)
     assert_allclose(shifted.weights_, base.weights_, atol=offset * 1e-14)
+
+
+def test_threads_work_in_a_forked_child_after_use_in_the_parent(X):
+    """The shared thread pool must not deadlock a child made by fork.
+
+    (Random initialisation: sklearn's k-means uses OpenMP, which is known to
+    hang in a forked child once used in the parent, with or without us.)
+    """
+    import multiprocessing
+
+    big = np.repeat(X, 40, axis=0)  # several chunks, so threads are used
+    GaussianMixture(3, init_params="random", random_state=0, n_jobs=2).fit(big)
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        result = pool.apply_async(_fit_lower_bound, (big,)).get(timeout=60)
+    assert np.isfinite(result)
+
+
+def _fit_lower_bound(X):
+    gmm = GaussianMixture(3, init_params="random", random_state=0, n_jobs=2)
+    return gmm.fit(X).lower_bound_
