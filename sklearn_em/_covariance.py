@@ -104,6 +104,12 @@ class Covariance:
         """
         raise NotImplementedError
 
+    def cholesky_matrices(
+        self, precisions_cholesky: np.ndarray, n_components: int, n_features: int
+    ) -> np.ndarray:
+        """Precision Cholesky factors as a ``(k, d, d)`` stack of matrices."""
+        raise NotImplementedError
+
     def largest_precision(
         self, precisions_cholesky: np.ndarray, n_components: int
     ) -> np.ndarray:
@@ -297,6 +303,9 @@ class FullCovariance(_MatrixCovariance):
     def largest_precision(self, precisions_cholesky, n_components):
         return (precisions_cholesky**2).sum(axis=(1, 2))
 
+    def cholesky_matrices(self, precisions_cholesky, n_components, n_features):
+        return precisions_cholesky
+
     def cholesky_from_precisions(self, precisions):
         return np.stack([_chol_upper_of_precision(p) for p in precisions])
 
@@ -353,6 +362,11 @@ class TiedCovariance(_MatrixCovariance):
 
     def largest_precision(self, precisions_cholesky, n_components):
         return np.full(n_components, (precisions_cholesky**2).sum())
+
+    def cholesky_matrices(self, precisions_cholesky, n_components, n_features):
+        return np.broadcast_to(
+            precisions_cholesky, (n_components, n_features, n_features)
+        )
 
     def cholesky_from_precisions(self, precisions):
         return _chol_upper_of_precision(precisions)
@@ -436,6 +450,9 @@ class DiagCovariance(_VectorCovariance):
     def largest_precision(self, precisions_cholesky, n_components):
         return (precisions_cholesky**2).max(axis=1)
 
+    def cholesky_matrices(self, precisions_cholesky, n_components, n_features):
+        return np.stack([np.diag(u) for u in precisions_cholesky])
+
     def shape(self, n_components, n_features):
         return (n_components, n_features)
 
@@ -476,6 +493,9 @@ class SphericalCovariance(_VectorCovariance):
 
     def largest_precision(self, precisions_cholesky, n_components):
         return precisions_cholesky**2
+
+    def cholesky_matrices(self, precisions_cholesky, n_components, n_features):
+        return precisions_cholesky[:, None, None] * np.eye(n_features)
 
     def shape(self, n_components, n_features):
         return (n_components,)

@@ -296,9 +296,11 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         covariance = get_covariance(self.covariance_type)
         user_init = self._check_initial_parameters(covariance, n_features)
         rows = split_rows(X, sample_weight)
-        estep = self._make_estep(covariance, nan_average(X, sample_weight), n_samples)
+        estep = self._make_estep(
+            covariance, nan_average(X, sample_weight), X, sample_weight
+        )
 
-        variance_scale = nan_variance_scale(X, sample_weight)
+        variance_scale = estep.spread / n_features
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
@@ -411,7 +413,7 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
                     )
                 check_training_data(X, sample_weight, self.n_components)
                 center = nan_average(X, sample_weight)
-                estep = self._make_estep(covariance, center, len(X))
+                estep = self._make_estep(covariance, center, X, sample_weight)
                 params = initial_params(
                     estep,
                     impute_means(X, sample_weight),
@@ -427,7 +429,7 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
             state = getattr(self, "_online", None)
             if state is None:
                 state = OnlineState(None, 0, params.weights @ params.means)
-            estep = self._make_estep(covariance, state.center, len(X))
+            estep = self._make_estep(covariance, state.center, X, sample_weight)
             state, params, lower_bound = online_step(
                 state,
                 estep,
@@ -445,15 +447,16 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         self.lower_bounds_ = [*getattr(self, "lower_bounds_", []), lower_bound]
         return self
 
-    def _make_estep(self, covariance, center, n_rows):
+    def _make_estep(self, covariance, center, X, sample_weight=None):
         return ChunkedEStep(
             covariance,
             len(center),
             self.n_components,
             center=center,
             chunk_size=self.chunk_size,
-            max_rows=max(n_rows, 1),
+            max_rows=max(len(X), 1),
             n_threads=self._n_threads(),
+            spread=len(center) * nan_variance_scale(X, sample_weight),
         )
 
     def _check_initial_parameters(self, covariance, n_features):
@@ -553,12 +556,10 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
                 reset=False,
                 ensure_all_finite="allow-nan",
             )
-            dtype, X = X.dtype, split_rows(X)
             estep = self._make_estep(
-                get_covariance(self.covariance_type),
-                params.weights @ params.means,
-                len(X.x),
+                get_covariance(self.covariance_type), params.weights @ params.means, X
             )
+            dtype, X = X.dtype, split_rows(X)
         else:
             dtype = X.x.dtype
         with single_threaded_blas():

@@ -17,6 +17,7 @@ beyond ``X`` does not grow with the number of rows.
 
 from __future__ import annotations
 
+import math
 import operator
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -32,9 +33,19 @@ from ._params import MixtureParams
 # Bytes of per-chunk working set to aim for: roughly an L2 cache.
 _CHUNK_BYTES = 1 << 21
 _MIN_CHUNK, _MAX_CHUNK = 16, 32768
-# exp() of anything in (-_SAFE_LOG, _SAFE_LOG) is a normal float64, with room
-# for sums over many components.
+# exp() of anything below _SAFE_LOG is finite, with room for sums over many
+# components; a row total above _TINY is a normal float64 far from underflow.
 _SAFE_LOG = 300.0
+_TINY = 1e-280
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _sum_rows(a: np.ndarray) -> np.ndarray:
+    """``a.sum(axis=0)`` for a short leading axis, as row additions (faster)."""
+    total = a[0].copy()
+    for row in a[1:]:
+        total += row
+    return total
 
 
 def default_chunk_size(n_rows_features: int, n_components: int) -> int:
@@ -76,20 +87,22 @@ class SuffStats:
         )
 
 
-# Above this, ``|mu_k - c|^2 * precision`` makes the expanded quadratic forms
-# about the common centre ``c`` lose more than ~6 of float64's 16 digits, and
-# the component is handled about its own mean instead.
+# Above this, ``precision * |x - c|^2`` (rows' squared distance from the common
+# centre ``c``, against the component's largest precision) makes the expanded
+# quadratic forms lose more than ~6 of float64's 16 digits, and the component
+# is handled about its own mean, with the direct Cholesky form, instead.
 _MAX_EXPANSION = 1e6
 
 
 @dataclass
 class LocalCentres:
-    """Components handled about their own means: indices, centres, log-density
-    rows (in features about those centres)."""
+    """Components handled about their own means: indices, centres (the means),
+    log-density at the centre and precision Cholesky matrices."""
 
     index: np.ndarray
     centers: np.ndarray
-    w_rows: np.ndarray
+    peaks: np.ndarray
+    cholesky: np.ndarray
 
     def all_centers(self, center: np.ndarray, n_components: int) -> np.ndarray:
         centers = np.tile(center, (n_components, 1))
@@ -160,6 +173,10 @@ class ChunkedEStep:
         the GIL in its ufuncs and BLAS calls, so threads share the work without
         copying data. The split depends only on the number of rows, so results
         do not depend on timing.
+    spread : float
+        Typical squared distance of rows from ``center`` (the summed variance
+        of the features), to judge when the expanded quadratic forms would lose
+        precision.
     """
 
     def __init__(
@@ -171,6 +188,7 @@ class ChunkedEStep:
         chunk_size: int | None = None,
         max_rows: int | None = None,
         n_threads: int = 1,
+        spread: float = 0.0,
     ):
         self.covariance = covariance
         self.n_features = n_features
@@ -181,6 +199,7 @@ class ChunkedEStep:
         if max_rows is not None:
             self.chunk_size = max(1, min(self.chunk_size, max_rows))
         self.n_threads = max(1, int(n_threads))
+        self.spread = float(spread)
         self._workspaces: list[_Workspace] = []
 
     def chunks(self, start: int, stop: int):
@@ -235,35 +254,44 @@ class ChunkedEStep:
         return f
 
     def local_centres(self, params: MixtureParams) -> LocalCentres | None:
-        """Components too narrow for their distance from the common centre.
+        """Components too narrow for the expanded quadratic form.
 
-        Their log-densities and statistics are computed about their own means
-        (extra work per chunk, only for them), so that a collapsing or very
-        tight component far from the data mean keeps full precision.
+        Their log-densities come from the direct form ``|(x - mu) U|^2`` and
+        their statistics are taken about their own means (extra work per
+        chunk, only for them), so very narrow or ill-conditioned components,
+        near or far from the data mean, keep full precision.
         """
+        n_components, n_features = params.means.shape
         distance2 = ((params.means - self.center) ** 2).sum(axis=1)
         precision = self.covariance.largest_precision(
-            params.precisions_cholesky, len(params.weights)
+            params.precisions_cholesky, n_components
         )
-        index = np.flatnonzero(distance2 * precision > _MAX_EXPANSION)
+        index = np.flatnonzero(precision * (distance2 + self.spread) > _MAX_EXPANSION)
         if not len(index):
             return None
         with np.errstate(divide="ignore"):
-            log_weights = np.log(params.weights)
-        w_all = self.covariance.log_prob_weights(
-            log_weights, np.zeros_like(params.means), params.precisions_cholesky
+            peaks = (
+                np.log(params.weights)
+                + self.covariance.log_det_cholesky(
+                    params.precisions_cholesky, n_features
+                )
+                - 0.5 * n_features * _LOG_2PI
+            )
+        cholesky = self.covariance.cholesky_matrices(
+            params.precisions_cholesky, n_components, n_features
         )
-        return LocalCentres(index, params.means[index], w_all[index])
+        return LocalCentres(index, params.means[index], peaks[index], cholesky[index])
 
     def _log_prob(self, ws, x, w_matrix, local):
         """Features about the common centre and weighted log-densities of a chunk."""
         f = self.features(ws, x)
         log_prob = self.weighted_log_prob(ws, f, w_matrix)
         if local is not None:
-            for j, center, w_row in zip(
-                local.index, local.centers, local.w_rows, strict=True
+            for j, center, peak, chol in zip(
+                local.index, local.centers, local.peaks, local.cholesky, strict=True
             ):
-                log_prob[j] = w_row @ self.features(ws, x, center)
+                z = (x - center) @ chol
+                log_prob[j] = peak - 0.5 * np.einsum("md,md->m", z, z)
         return f, log_prob
 
     def log_prob_matrix(self, params: MixtureParams) -> np.ndarray:
@@ -286,23 +314,47 @@ class ChunkedEStep:
     def normalize(log_prob: np.ndarray) -> np.ndarray:
         """Turn ``log_prob`` (k, m) into responsibilities in place; return log p(x).
 
-        This is a log-sum-exp over the leading axis, written out because the
-        exponentials are needed as responsibilities afterwards.
+        A log-sum-exp over the leading axis, shifted by each row's maximum so it
+        cannot overflow or underflow.
         """
         top = log_prob.max(axis=0)
-        shift = not (top.min() > -_SAFE_LOG and top.max() < _SAFE_LOG)
-        if shift:
-            log_prob -= top
-        # Unshifted, no row can overflow, and every row's sum stays a normal
-        # number (terms lost to underflow weigh < e^-400 of their row), which
-        # saves the usual pass that subtracts the row maximum.
+        log_prob -= top
         np.exp(log_prob, out=log_prob)
-        total = log_prob.sum(axis=0)
+        total = _sum_rows(log_prob)
         log_prob *= np.reciprocal(total)
         np.log(total, out=total)
-        if shift:
-            total += top
+        total += top
         return total
+
+    def _posterior(self, ws, x, w_matrix, local, unshifted):
+        """Features, responsibilities (in place of the log-densities), log p(x).
+
+        With ``unshifted`` (no component's peak density can overflow ``exp``)
+        the row maxima are skipped: exponentiate, sum, and fall back to the
+        shifted form only for a chunk where some row's sum underflowed.
+        """
+        f, log_prob = self._log_prob(ws, x, w_matrix, local)
+        if unshifted:
+            np.exp(log_prob, out=log_prob)
+            total = _sum_rows(log_prob)
+            if total.min() > _TINY:
+                # Terms lost to underflow weigh < 1e-28 of their row's total.
+                log_prob *= np.reciprocal(total)
+                return f, log_prob, np.log(total, out=total)
+            f, log_prob = self._log_prob(ws, x, w_matrix, local)
+        return f, log_prob, self.normalize(log_prob)
+
+    def unshifted_safe(self, params: MixtureParams) -> bool:
+        """Whether every component's peak log-density stays where exp is finite."""
+        with np.errstate(divide="ignore"):
+            peak = (
+                np.log(params.weights)
+                + self.covariance.log_det_cholesky(
+                    params.precisions_cholesky, self.n_features
+                )
+                - 0.5 * self.n_features * _LOG_2PI
+            )
+        return bool(peak.max() < _SAFE_LOG)
 
     def _total_weight(self, x, sample_weight) -> float:
         return float(len(x)) if sample_weight is None else float(sample_weight.sum())
@@ -319,7 +371,7 @@ class ChunkedEStep:
         Components in ``local`` have their moments taken about their own centres.
         """
         w_matrix = self.log_prob_matrix(params)
-
+        unshifted = self.unshifted_safe(params)
         n_local = 0 if local is None else len(local.index)
 
         def work(ws, first, last):
@@ -327,8 +379,9 @@ class ChunkedEStep:
             local_moments = np.zeros((n_local, self.q))
             log_likelihood = 0.0
             for start, stop in self.chunks(first, last):
-                f, resp = self._log_prob(ws, x[start:stop], w_matrix, local)
-                log_norm = self.normalize(resp)
+                f, resp, log_norm = self._posterior(
+                    ws, x[start:stop], w_matrix, local, unshifted
+                )
                 if sample_weight is None:
                     log_likelihood += log_norm.sum()
                 else:
@@ -395,6 +448,7 @@ class ChunkedEStep:
         """
         w_matrix = self.log_prob_matrix(params)
         local = self.local_centres(params)
+        unshifted = self.unshifted_safe(params)
 
         def keep_lowest(values, indices):
             if len(values) > count:
@@ -405,8 +459,9 @@ class ChunkedEStep:
         def work(ws, first, last):
             values, indices = np.empty(0), np.empty(0, dtype=np.intp)
             for start, stop in self.chunks(first, last):
-                _, log_prob = self._log_prob(ws, x[start:stop], w_matrix, local)
-                log_norm = self.normalize(log_prob)
+                _, _, log_norm = self._posterior(
+                    ws, x[start:stop], w_matrix, local, unshifted
+                )
                 if sample_weight is not None:
                     log_norm[sample_weight[start:stop] <= 0] = np.inf
                 values, indices = keep_lowest(
@@ -437,15 +492,19 @@ class ChunkedEStep:
         """
         w_matrix = self.log_prob_matrix(params)
         local = self.local_centres(params)
+        unshifted = self.unshifted_safe(params)
 
         def work(ws, first, last):
             for start, stop in self.chunks(first, last):
-                _, log_prob = self._log_prob(ws, x[start:stop], w_matrix, local)
+                if log_norm_out is None and resp_out is None:
+                    _, log_prob = self._log_prob(ws, x[start:stop], w_matrix, local)
+                    labels_out[start:stop] = log_prob.argmax(axis=0)
+                    continue
+                _, log_prob, log_norm = self._posterior(
+                    ws, x[start:stop], w_matrix, local, unshifted
+                )
                 if labels_out is not None:
                     labels_out[start:stop] = log_prob.argmax(axis=0)
-                if log_norm_out is None and resp_out is None:
-                    continue
-                log_norm = self.normalize(log_prob)
                 if log_norm_out is not None:
                     log_norm_out[start:stop] = log_norm
                 if resp_out is not None:
