@@ -21,6 +21,7 @@ interchangeable with ``sklearn.mixture.GaussianMixture``.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 from scipy import linalg
@@ -179,6 +180,19 @@ class Covariance:
         return f"{type(self).__name__}()"
 
 
+@lru_cache(maxsize=64)
+def _triu(n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """Upper-triangle indices (a <= b), the order of the second-order features."""
+    return np.triu_indices(n_features)
+
+
+@lru_cache(maxsize=64)
+def _pack_scale(n_features: int) -> np.ndarray:
+    """Coefficient of ``P_ab`` for feature ``y_a y_b`` in ``-y^T P y / 2``."""
+    rows, cols = _triu(n_features)
+    return np.where(rows == cols, -0.5, -1.0)
+
+
 def _check_spd(matrix: np.ndarray, what: str) -> None:
     if not np.allclose(matrix, matrix.T) or np.any(np.linalg.eigvalsh(matrix) <= 0.0):
         raise ValueError(f"'{what} precision' should be symmetric, positive-definite")
@@ -247,12 +261,12 @@ class _MatrixCovariance(Covariance):
             start += d - a
 
     def second_order_of(self, matrix):
-        return matrix[np.triu_indices(matrix.shape[0])]
+        return matrix[_triu(matrix.shape[0])]
 
     @staticmethod
     def _unpack(packed: np.ndarray, n_features: int) -> np.ndarray:
         """(..., d(d+1)/2) upper-triangular rows -> (..., d, d) symmetric."""
-        rows, cols = np.triu_indices(n_features)
+        rows, cols = _triu(n_features)
         out = np.empty((*packed.shape[:-1], n_features, n_features))
         out[..., rows, cols] = packed
         out[..., cols, rows] = packed
@@ -262,8 +276,8 @@ class _MatrixCovariance(Covariance):
     def _pack_quadratic(precisions: np.ndarray) -> np.ndarray:
         """Coefficients of ``y_a y_b`` (a <= b) in ``-y^T P y / 2``."""
         n_features = precisions.shape[-1]
-        rows, cols = np.triu_indices(n_features)
-        return np.where(rows == cols, -0.5, -1.0) * precisions[..., rows, cols]
+        rows, cols = _triu(n_features)
+        return _pack_scale(n_features) * precisions[..., rows, cols]
 
     def check_precisions(self, precisions):
         for matrix in precisions.reshape(-1, *precisions.shape[-2:]):

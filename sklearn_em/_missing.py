@@ -60,8 +60,19 @@ class Rows:
     groups: list[IncompleteGroup] = field(default_factory=list)
 
 
+def has_missing(X: np.ndarray) -> bool:
+    """Whether ``X`` (finite apart from NaN) has a NaN: one fast reduction.
+
+    The sum of finite values cannot be NaN (overflow gives inf), so this costs
+    one contiguous pass instead of a boolean mask of X.
+    """
+    return bool(np.isnan(X.sum(dtype=np.float64)))
+
+
 def split_rows(X: np.ndarray, sample_weight: np.ndarray | None = None) -> Rows:
     """Split ``X`` by missingness; a row with nothing observed is an error."""
+    if not has_missing(X):
+        return Rows(X, sample_weight, len(X))
     missing = np.isnan(X)
     incomplete = missing.any(axis=1)
     if not incomplete.any():
@@ -109,9 +120,10 @@ def check_training_data(
     A feature missing in every row has no distribution to estimate, and every
     component needs at least one row of positive weight to start from.
     """
-    missing = np.isnan(X)
-    _check_no_empty_rows(missing)
-    never_observed = missing.all(axis=0)
+    missing = np.isnan(X) if has_missing(X) else None
+    if missing is not None:
+        _check_no_empty_rows(missing)
+    never_observed = np.zeros(0) if missing is None else missing.all(axis=0)
     if never_observed.any():
         columns = np.flatnonzero(never_observed)
         raise ValueError(
@@ -133,15 +145,16 @@ def impute_means(X: np.ndarray, sample_weight: np.ndarray | None = None):
     Used only to *start* EM (k-means cannot take NaN); ``X`` is returned as is
     when nothing is missing.
     """
-    missing = np.isnan(X)
-    if not missing.any():
+    if not has_missing(X):
         return X
     column_means = nan_average(X, sample_weight)
-    return np.where(missing, column_means.astype(X.dtype), X)
+    return np.where(np.isnan(X), column_means.astype(X.dtype), X)
 
 
 def nan_average(X: np.ndarray, sample_weight: np.ndarray | None = None):
     """Per-column (weighted) mean over the observed values, in float64."""
+    if not has_missing(X):
+        return np.average(X, axis=0, weights=sample_weight).astype(np.float64)
     observed = ~np.isnan(X)
     weights = observed if sample_weight is None else observed * sample_weight[:, None]
     totals = np.where(observed, X, 0.0).astype(np.float64)
@@ -260,6 +273,8 @@ def accumulate_rows(
     """E-step over complete and incomplete rows alike."""
     local = estep.local_centres(params)
     stats = estep.accumulate(rows.x, rows.sample_weight, params, local)
+    if not rows.groups:
+        return stats
     centers = (
         np.tile(estep.center, (len(params.weights), 1))
         if local is None
