@@ -46,9 +46,10 @@ def _moment_estimates(moments, covariance, center, reg_covar):
     return nk / nk.sum(), centred_means + center, covariances
 
 
-# A component whose precision exceeds this multiple of 1 / (data variance) is
-# numerically collapsed: its log-densities would lose more than ~4 digits to
-# rounding (eps * precision * |x - c|^2), so EM could no longer be trusted.
+# A component whose precision exceeds this multiple of 1 / (data variance), a
+# variance below 1e-12 of the data's, has collapsed onto (near-)duplicate rows:
+# the degenerate maximum of a Gaussian mixture, where its likelihood grows
+# without bound. It is treated like a covariance that is not positive definite.
 MAX_RELATIVE_PRECISION = 1e12
 
 

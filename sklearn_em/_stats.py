@@ -50,7 +50,7 @@ def _argmax_rows(a: np.ndarray, out: np.ndarray) -> None:
     out[...] = 0
     for j in range(1, len(a)):
         better = a[j] > best
-        out[better] = j
+        np.copyto(out, j, where=better)
         np.maximum(best, a[j], out=best)
 
 

@@ -241,3 +241,17 @@ def test_threads_work_in_a_forked_child_after_use_in_the_parent(X):
 def _fit_lower_bound(X):
     gmm = GaussianMixture(3, init_params="random", random_state=0, n_jobs=2)
     return gmm.fit(X).lower_bound_
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_threads_change_nothing_beyond_rounding(X, covariance_type):
+    big = np.repeat(X, 20, axis=0)  # several chunks per thread
+    params = dict(covariance_type=covariance_type, random_state=0, chunk_size=4096)
+    one = GaussianMixture(3, n_jobs=1, **params).fit(big)
+    two = GaussianMixture(3, n_jobs=2, **params).fit(big)
+    assert one.n_iter_ == two.n_iter_
+    assert_allclose(two.means_, one.means_, rtol=1e-10)
+    assert_allclose(two.covariances_, one.covariances_, rtol=1e-10)
+    assert_allclose(
+        two.predict_proba(big[:5000]), one.predict_proba(big[:5000]), atol=1e-12
+    )
