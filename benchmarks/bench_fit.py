@@ -235,17 +235,19 @@ def effective_n_jobs(n_jobs):
     Parameters
     ----------
     n_jobs : int or None
-        The estimator's ``n_jobs``; ``None`` means every available core.
+        The estimator's ``n_jobs``; ``None`` lets it choose by E-step size.
 
     Returns
     -------
-    threads : int
-        ``joblib.cpu_count()`` for ``None``, else
-        ``joblib.effective_n_jobs(n_jobs)``, as the estimator computes it.
+    threads : int or str
+        ``"auto"`` for ``None`` (every core for large E-steps, else one),
+        ``joblib.cpu_count()`` for -1, else ``n_jobs``.
     """
     if n_jobs is None:
-        return joblib.cpu_count()
-    return joblib.effective_n_jobs(n_jobs)
+        return "auto"
+    if n_jobs < 0:
+        return max(1, joblib.cpu_count() + 1 + n_jobs)
+    return n_jobs
 
 
 # --------------------------------------------------------------------------
