@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from ._covariance import get_covariance
+
 __all__ = ["plot_clusters", "plot_fit", "plot_lower_bounds"]
 
 # 2-sigma ellipses hold about 86% of a 2-D Gaussian's mass: wide enough to show
@@ -48,17 +50,11 @@ def _full_covariances(
 ) -> np.ndarray:
     """Expand ``covariances_`` of any ``covariance_type`` to shape (k, d, d)."""
     covariances = np.asarray(covariances, dtype=np.float64)
-    # Dispatch on covariance_type, not on the shape: with d == k == 2, 'tied'
-    # and 'diag' both give a (2, 2) array.
-    if covariance_type == "full":
-        return covariances
-    if covariance_type == "tied":
-        return np.broadcast_to(covariances, (n_components, n_features, n_features))
-    if covariance_type == "diag":
-        return covariances[:, :, np.newaxis] * np.eye(n_features)
-    if covariance_type == "spherical":
-        return covariances[:, np.newaxis, np.newaxis] * np.eye(n_features)
-    raise ValueError(f"unknown covariance_type {covariance_type!r}")
+    # By covariance_type, not by shape: with d == k == 2, 'tied' and 'diag'
+    # both give a (2, 2) array. The covariance module knows every type.
+    return get_covariance(covariance_type).full_covariances(
+        covariances, n_components, n_features
+    )
 
 
 def _ellipse_geometry(cov: np.ndarray) -> tuple[float, float, float]:
