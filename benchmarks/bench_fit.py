@@ -58,11 +58,7 @@ Quick correctness run of every suite at tiny sizes, as in CI::
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
-import platform
-import statistics
+import functools
 import sys
 import time
 import warnings
@@ -71,21 +67,20 @@ from pathlib import Path
 
 import joblib
 import numpy as np
-import scipy
-import sklearn
 from sklearn.cluster import kmeans_plusplus
 from sklearn.datasets import make_blobs
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
 
-try:
-    from sklearn_em import GaussianMixture as OurGaussianMixture
-    from sklearn_em.datasets import make_three_gaussians
-except ImportError:  # not installed: use the checkout this script lives in
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from sklearn_em import GaussianMixture as OurGaussianMixture
-    from sklearn_em.datasets import make_three_gaussians
+# Run as a script or imported from its file path (tests), so this directory
+# is not necessarily on sys.path: put it there for the shared helpers, which
+# also make sklearn_em importable from this checkout when it is not installed.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common
+
+from sklearn_em import GaussianMixture as OurGaussianMixture
+from sklearn_em.datasets import make_three_gaussians
 
 SUITES = ("sizes", "wide", "default_fit", "predict", "threads")
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
@@ -131,102 +126,6 @@ MAX_INIT_JSON = 2_000
 # --------------------------------------------------------------------------
 # Environment
 # --------------------------------------------------------------------------
-
-
-def _cpu_model():
-    """Return the CPU model name from ``/proc/cpuinfo``, if available.
-
-    Returns
-    -------
-    model : str or None
-        The first ``model name`` entry, or ``platform.processor()`` (which may
-        be empty) when ``/proc/cpuinfo`` does not exist or has no such entry.
-    """
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
-
-
-def _sklearn_em_version():
-    """Return ``sklearn_em.__version__``, or ``None`` if it is not defined.
-
-    Returns
-    -------
-    version : str or None
-        The version string of the installed ``sklearn_em`` package.
-    """
-    import sklearn_em
-
-    return getattr(sklearn_em, "__version__", None)
-
-
-def environment_info():
-    """Collect machine, library and thread-pool information.
-
-    Returns
-    -------
-    info : dict
-        JSON-serialisable description of the platform, CPU, library versions
-        and of the BLAS / OpenMP thread pools as reported by
-        :func:`threadpoolctl.threadpool_info` (at call time, i.e. the
-        defaults when called outside ``threadpool_limits``).
-    """
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu_model": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "joblib_cpu_count": joblib.cpu_count(),
-        "python": sys.version.replace("\n", " "),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "sklearn": sklearn.__version__,
-        "sklearn_em": _sklearn_em_version(),
-        "threadpool_info": _threadpools(),
-        "loadavg_before": _loadavg(),
-    }
-
-
-def _loadavg():
-    """Return the 1, 5 and 15 minute load averages, if the OS reports them.
-
-    Returns
-    -------
-    loadavg : list of float or None
-        ``os.getloadavg()``; a load well above 0 before or after a run means
-        other processes competed for the CPUs and the timings are suspect.
-    """
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
-
-
-def _threadpools():
-    """Summarise the thread pools currently loaded.
-
-    Returns
-    -------
-    pools : list of dict
-        One entry per pool with ``user_api``, ``internal_api``,
-        ``num_threads``, ``version``, ``filepath`` and, for BLAS pools,
-        ``threading_layer`` and ``architecture``.
-    """
-    keys = (
-        "user_api",
-        "internal_api",
-        "num_threads",
-        "version",
-        "threading_layer",
-        "architecture",
-        "filepath",
-    )
-    return [{k: pool.get(k) for k in keys if k in pool} for pool in threadpool_info()]
 
 
 def effective_n_jobs(n_jobs):
@@ -578,40 +477,6 @@ def max_relative_difference(a, b):
     return float(rel.max())
 
 
-def _median(values):
-    """Median of a list, or ``None`` for an empty one.
-
-    Parameters
-    ----------
-    values : list of float
-        Timings.
-
-    Returns
-    -------
-    median : float or None
-        ``statistics.median(values)``.
-    """
-    return statistics.median(values) if values else None
-
-
-def _ratio(num, den):
-    """``num / den``, or ``None`` if either is missing or ``den`` is 0.
-
-    Parameters
-    ----------
-    num, den : float or None
-        Numerator and denominator.
-
-    Returns
-    -------
-    ratio : float or None
-        The quotient.
-    """
-    if num is None or not den:
-        return None
-    return num / den
-
-
 # --------------------------------------------------------------------------
 # Suite cases
 # --------------------------------------------------------------------------
@@ -720,7 +585,7 @@ def run_case(
         n_iter_ = int(est.n_iter_) if est is not None else None
         if est is not None and n_iter_ != n_iter:
             errors.append(f"{name}: n_iter_ = {n_iter_}, expected {n_iter}")
-        med = _median(times[name])
+        med = _common.median(times[name])
         entry = {
             "params": {k: v for k, v in libs[name][1].items()},
             "times_s": times[name],
@@ -741,7 +606,9 @@ def run_case(
 
     sk = case.get("sklearn")
     case["speedups"] = {
-        name: _ratio(sk and sk["median_s_per_iter"], case[name]["median_s_per_iter"])
+        name: _common.ratio(
+            sk and sk["median_s_per_iter"], case[name]["median_s_per_iter"]
+        )
         for name in names
         if name != "sklearn"
     }
@@ -859,14 +726,14 @@ def run_default_fit_case(X, repeats, random_state=0, n_jobs=None):
         est = fitted.get(name)
         case[name] = {
             "times_s": times[name],
-            "median_fit_s": _median(times[name]),
+            "median_fit_s": _common.median(times[name]),
             "n_iter": int(est.n_iter_) if est is not None else None,
             "lower_bound": float(est.lower_bound_) if est is not None else None,
             "converged": bool(est.converged_) if est is not None else None,
         }
     case["ours"]["n_jobs_effective"] = effective_n_jobs(n_jobs)
     ours, sk = case["ours"], case["sklearn"]
-    case["speedup"] = _ratio(sk["median_fit_s"], ours["median_fit_s"])
+    case["speedup"] = _common.ratio(sk["median_fit_s"], ours["median_fit_s"])
     case["n_iter_match"] = (
         ours["n_iter"] == sk["n_iter"]
         if None not in (ours["n_iter"], sk["n_iter"])
@@ -965,11 +832,11 @@ def run_predict_case(X_train, X_test, n_iter, repeats, random_state=0, n_jobs=No
         entry = {
             name: {
                 "times_s": times[method][name],
-                "median_s": _median(times[method][name]),
+                "median_s": _common.median(times[method][name]),
             }
             for name in libs
         }
-        entry["speedup"] = _ratio(
+        entry["speedup"] = _common.ratio(
             entry["sklearn"]["median_s"], entry["ours"]["median_s"]
         )
         if method == "predict":
@@ -988,17 +855,6 @@ def run_predict_case(X_train, X_test, n_iter, repeats, random_state=0, n_jobs=No
 # --------------------------------------------------------------------------
 # Suites
 # --------------------------------------------------------------------------
-
-
-def _progress(message):
-    """Print a progress line on stderr.
-
-    Parameters
-    ----------
-    message : str
-        Text to print.
-    """
-    print(f"#   {message}", file=sys.stderr, flush=True)
 
 
 def suite_sizes(cfg):
@@ -1046,7 +902,7 @@ def suite_sizes(cfg):
                     reference=reference,
                 )
                 cases.append(case)
-                _progress(
+                _common.progress(
                     f"sizes n={n} {cov} {dtype}: {time.perf_counter() - t0:.2f} s"
                 )
             del X, X_ref
@@ -1098,7 +954,7 @@ def suite_wide(cfg):
                 libs=default_libraries(cfg["n_jobs"]),
             )
         )
-        _progress(f"wide n={X.shape[0]} {cov}: {time.perf_counter() - t0:.2f} s")
+        _common.progress(f"wide n={X.shape[0]} {cov}: {time.perf_counter() - t0:.2f} s")
     return {
         "description": (
             f"make_blobs(n_features={WIDE_N_FEATURES}, "
@@ -1136,7 +992,7 @@ def suite_default_fit(cfg):
     case = run_default_fit_case(
         X, cfg["repeats"], random_state=cfg["seed"], n_jobs=cfg["n_jobs"]
     )
-    _progress(f"default_fit n={X.shape[0]}: {time.perf_counter() - t0:.2f} s")
+    _common.progress(f"default_fit n={X.shape[0]}: {time.perf_counter() - t0:.2f} s")
     return {
         "description": (
             "whole default fit() (k-means init, EM to convergence, final E-step), "
@@ -1177,7 +1033,7 @@ def suite_predict(cfg):
         random_state=cfg["seed"],
         n_jobs=cfg["n_jobs"],
     )
-    _progress(f"predict n={n}: {time.perf_counter() - t0:.2f} s")
+    _common.progress(f"predict n={n}: {time.perf_counter() - t0:.2f} s")
     return {
         "description": (
             "predict / predict_proba / score_samples on n fresh rows "
@@ -1226,7 +1082,7 @@ def suite_threads(cfg):
                 libs=libs,
             )
         )
-        _progress(f"threads n={n}: {time.perf_counter() - t0:.2f} s")
+        _common.progress(f"threads n={n}: {time.perf_counter() - t0:.2f} s")
     return {
         "description": (
             "three-Gaussian data, 'full'; ours with n_jobs=1 and n_jobs=2 vs "
@@ -1256,63 +1112,6 @@ SUITE_RUNNERS = {
 # --------------------------------------------------------------------------
 
 
-def _fmt(value, spec):
-    """Format ``value`` with ``spec``, or return ``"—"`` for ``None``.
-
-    Parameters
-    ----------
-    value : float or None
-        Value to format.
-    spec : str
-        Format specification, e.g. ``".3e"``.
-
-    Returns
-    -------
-    text : str
-        Formatted value.
-    """
-    return "—" if value is None else format(value, spec)
-
-
-def _fx(value):
-    """Format a speed-up such as ``2.31x`` (``"—"`` for ``None``).
-
-    Parameters
-    ----------
-    value : float or None
-        Speed-up.
-
-    Returns
-    -------
-    text : str
-        Formatted value.
-    """
-    return "—" if value is None else f"{value:.2f}x"
-
-
-def _table(header, rows):
-    """Render a markdown table.
-
-    Parameters
-    ----------
-    header : list of str
-        Column titles; a title starting with ``<`` is left-aligned (the
-        ``<`` is dropped), every other column right-aligned.
-    rows : list of list of str
-        Cells.
-
-    Returns
-    -------
-    table : str
-        Markdown table.
-    """
-    titles = [h.lstrip("<") for h in header]
-    align = ["---" if h.startswith("<") else "---:" for h in header]
-    lines = ["| " + " | ".join(titles) + " |", "|" + "|".join(align) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def markdown_table(cases):
     """Timing table of ``sizes``/``wide`` cases (ours vs sklearn).
 
@@ -1337,16 +1136,16 @@ def markdown_table(cases):
             c["n_components"],
             c["covariance_type"],
             c["dtype"],
-            _fmt(c["ours"]["median_s_per_iter"], ".3e"),
-            _fmt(c["sklearn"]["median_s_per_iter"], ".3e"),
-            _fx(c["speedup"]),
-            _fmt(c["ours"]["lower_bound"], ".10f"),
-            _fmt(c["sklearn"]["lower_bound"], ".10f"),
-            _fmt(c["lower_bound_rel_diff"], ".1e"),
+            _common.fmt(c["ours"]["median_s_per_iter"], ".3e"),
+            _common.fmt(c["sklearn"]["median_s_per_iter"], ".3e"),
+            _common.fx(c["speedup"]),
+            _common.fmt(c["ours"]["lower_bound"], ".10f"),
+            _common.fmt(c["sklearn"]["lower_bound"], ".10f"),
+            _common.fmt(c["lower_bound_rel_diff"], ".1e"),
         ]
         for c in cases
     ]
-    return _table(header, rows)
+    return _common.table(header, rows)
 
 
 def accuracy_table(cases):
@@ -1367,10 +1166,10 @@ def accuracy_table(cases):
             c["n"],
             c["covariance_type"],
             c["dtype"],
-            _fmt(c["ours"].get("max_abs_err_means"), ".2e"),
-            _fmt(c["sklearn"].get("max_abs_err_means"), ".2e"),
-            _fmt(c["ours"].get("max_abs_err_covariances"), ".2e"),
-            _fmt(c["sklearn"].get("max_abs_err_covariances"), ".2e"),
+            _common.fmt(c["ours"].get("max_abs_err_means"), ".2e"),
+            _common.fmt(c["sklearn"].get("max_abs_err_means"), ".2e"),
+            _common.fmt(c["ours"].get("max_abs_err_covariances"), ".2e"),
+            _common.fmt(c["sklearn"].get("max_abs_err_covariances"), ".2e"),
             {True: "yes", False: "NO", None: "—"}[c.get("ours_closer_to_float64")],
         ]
         for c in cases
@@ -1382,7 +1181,7 @@ def accuracy_table(cases):
         "n", "<covariance_type", "<dtype", "means err ours", "means err sklearn",
         "cov err ours", "cov err sklearn", "<ours closer",
     ]  # fmt: skip
-    return _table(header, rows)
+    return _common.table(header, rows)
 
 
 def default_fit_table(cases):
@@ -1405,18 +1204,18 @@ def default_fit_table(cases):
     rows = [
         [
             c["n"],
-            _fmt(c["ours"]["median_fit_s"], ".3e"),
-            _fmt(c["sklearn"]["median_fit_s"], ".3e"),
-            _fx(c["speedup"]),
-            _fmt(c["ours"]["n_iter"], "d"),
-            _fmt(c["sklearn"]["n_iter"], "d"),
-            _fmt(c["ours"]["lower_bound"], ".10f"),
-            _fmt(c["sklearn"]["lower_bound"], ".10f"),
-            _fmt(c["lower_bound_rel_diff"], ".1e"),
+            _common.fmt(c["ours"]["median_fit_s"], ".3e"),
+            _common.fmt(c["sklearn"]["median_fit_s"], ".3e"),
+            _common.fx(c["speedup"]),
+            _common.fmt(c["ours"]["n_iter"], "d"),
+            _common.fmt(c["sklearn"]["n_iter"], "d"),
+            _common.fmt(c["ours"]["lower_bound"], ".10f"),
+            _common.fmt(c["sklearn"]["lower_bound"], ".10f"),
+            _common.fmt(c["lower_bound_rel_diff"], ".1e"),
         ]
         for c in cases
     ]
-    return _table(header, rows)
+    return _common.table(header, rows)
 
 
 def predict_table(cases):
@@ -1439,19 +1238,19 @@ def predict_table(cases):
             diff = (
                 f"{m['n_mismatch']} label(s)"
                 if "n_mismatch" in m
-                else f"{_fmt(m['max_rel_diff'], '.1e')} rel"
+                else f"{_common.fmt(m['max_rel_diff'], '.1e')} rel"
             )
             rows.append(
                 [
                     c["n"],
                     method,
-                    _fmt(m["ours"]["median_s"], ".3e"),
-                    _fmt(m["sklearn"]["median_s"], ".3e"),
-                    _fx(m["speedup"]),
+                    _common.fmt(m["ours"]["median_s"], ".3e"),
+                    _common.fmt(m["sklearn"]["median_s"], ".3e"),
+                    _common.fx(m["speedup"]),
                     diff,
                 ]
             )
-    return _table(header, rows)
+    return _common.table(header, rows)
 
 
 def threads_table(cases):
@@ -1477,17 +1276,19 @@ def threads_table(cases):
     rows = []
     for c in cases:
         row = [c["n"], c["covariance_type"]]
-        row += [_fmt(c[name]["median_s_per_iter"], ".3e") for name in ours]
-        row += [_fmt(c["sklearn"]["median_s_per_iter"], ".3e")]
-        row += [_fx(c["speedups"][name]) for name in ours]
+        row += [_common.fmt(c[name]["median_s_per_iter"], ".3e") for name in ours]
+        row += [_common.fmt(c["sklearn"]["median_s_per_iter"], ".3e")]
+        row += [_common.fx(c["speedups"][name]) for name in ours]
         row += [
-            _fx(
-                _ratio(c[ours[0]]["median_s_per_iter"], c[ours[1]]["median_s_per_iter"])
+            _common.fx(
+                _common.ratio(
+                    c[ours[0]]["median_s_per_iter"], c[ours[1]]["median_s_per_iter"]
+                )
             ),
-            _fmt(c["lower_bound_rel_diff"], ".1e"),
+            _common.fmt(c["lower_bound_rel_diff"], ".1e"),
         ]
         rows.append(row)
-    return _table(header, rows)
+    return _common.table(header, rows)
 
 
 def suite_report(name, suite):
@@ -1637,45 +1438,8 @@ def suite_warnings(name, suite):
 # --------------------------------------------------------------------------
 
 
-def _size(text):
-    """Parse a sample size such as ``10000`` or ``1e4``.
-
-    Parameters
-    ----------
-    text : str
-        Command-line token.
-
-    Returns
-    -------
-    n : int
-        Positive integer size.
-    """
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a valid sample size: {text!r}") from None
-    if value != int(value) or value < 2:
-        raise argparse.ArgumentTypeError(f"not a valid sample size: {text!r}")
-    return int(value)
-
-
-def _positive_int(text):
-    """Parse a strictly positive integer.
-
-    Parameters
-    ----------
-    text : str
-        Command-line token.
-
-    Returns
-    -------
-    value : int
-        The parsed integer.
-    """
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
-    return value
+# Command-line sample size (argparse type).
+_size = functools.partial(_common.parse_size, minimum=2)
 
 
 def _n_jobs(text):
@@ -1769,13 +1533,13 @@ def build_parser():
     )
     p.add_argument(
         "--n-iter",
-        type=_positive_int,
+        type=_common.positive_int,
         help="EM iterations per fixed-iteration fit, max_iter with tol=0 "
         "(default 20; quick 10)",
     )
     p.add_argument(
         "--repeats",
-        type=_positive_int,
+        type=_common.positive_int,
         help="timed calls per library and case (default 5; quick 2)",
     )
     p.add_argument(
@@ -1785,7 +1549,7 @@ def build_parser():
     )
     p.add_argument(
         "--threads",
-        type=_positive_int,
+        type=_common.positive_int,
         help="wrap the timings in threadpoolctl.threadpool_limits(THREADS)",
     )
     p.add_argument(
@@ -1870,26 +1634,21 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     cfg = resolve_settings(args)
 
-    env = environment_info()
+    env = _common.environment_info(thread_pools=True)
     limits = threadpool_limits(cfg["threads"]) if cfg["threads"] else nullcontext()
     suites = {}
     t_start = time.perf_counter()
     with limits:
         # Pools as they are while timing (differs from the default pools in
         # env["threadpool_info"] only when --threads is given).
-        env["threadpool_info_timed"] = _threadpools()
+        env["threadpool_info_timed"] = _common.threadpools()
         print(
             f"# bench_fit: suites={cfg['suites']} quick={cfg['quick']} "
             f"full={cfg['full']} n_iter={cfg['n_iter']} repeats={cfg['repeats']} "
             f"n_jobs={cfg['n_jobs']} (ours uses {cfg['n_jobs_effective']} threads) "
             f"blas/openmp threads={cfg['threads'] or 'default'}"
         )
-        print(
-            f"# {env['cpu_model']} ({env['cpu_count']} CPUs), {env['platform']}, "
-            f"python {platform.python_version()}, numpy {env['numpy']}, "
-            f"scipy {env['scipy']}, sklearn {env['sklearn']}, "
-            f"sklearn_em {env['sklearn_em']}; load average {env['loadavg_before']}"
-        )
+        print(_common.environment_line(env))
         for pool in env["threadpool_info_timed"]:
             print(
                 f"#   {pool['user_api']}/{pool['internal_api']} "
@@ -1897,7 +1656,7 @@ def main(argv=None) -> int:
             )
         for name in cfg["suites"]:
             suites[name] = SUITE_RUNNERS[name](cfg)
-    env["loadavg_after"] = _loadavg()
+    env["loadavg_after"] = _common.loadavg()
     elapsed = time.perf_counter() - t_start
 
     failures, notes = [], []
@@ -1916,10 +1675,7 @@ def main(argv=None) -> int:
         "time / n_iter_"
     )
     result = {
-        "benchmark": "bench_fit",
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        "argv": list(sys.argv[1:] if argv is None else argv),
-        "elapsed_s": elapsed,
+        **_common.result_header("bench_fit", argv, elapsed),
         "settings": settings,
         "environment": env,
         "suites": suites,
@@ -1928,19 +1684,8 @@ def main(argv=None) -> int:
         "ok": not failures,
     }
     output = cfg["output"]
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"results written to {output} ({elapsed:.1f} s)")
-    before, after, ncpu = env["loadavg_before"], env["loadavg_after"], env["cpu_count"]
-    # Heuristic: busy before we started, or more runnable threads than CPUs
-    # afterwards (this run alone accounts for at most ~cpu_count of that).
-    if before and after and ncpu and (before[0] > 0.25 * ncpu or after[0] > ncpu + 0.5):
-        print(
-            f"WARNING: load average {before[0]} before / {after[0]} after the run "
-            f"on {ncpu} CPUs: other processes may have competed for the CPUs, "
-            "so the timings may be inflated (the correctness checks are unaffected)",
-            file=sys.stderr,
-        )
+    _common.write_result(result, output, elapsed)
+    _common.warn_if_busy(env, " (the correctness checks are unaffected)")
     for note in notes:
         print(f"NOTE: {note}", file=sys.stderr)
 

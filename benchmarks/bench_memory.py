@@ -42,7 +42,7 @@ Examples
 from __future__ import annotations
 
 import argparse
-import datetime
+import functools
 import json
 import os
 import platform
@@ -53,6 +53,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+# Run as a script or imported from its file path (tests), so this directory
+# is not necessarily on sys.path: put it there for the shared helpers.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common
 
 HERE = Path(__file__).resolve().parent
 RESULTS_DIR = HERE / "results"
@@ -425,26 +430,10 @@ def _failures(cases, rtol):
     return out
 
 
-def _size(text):
-    """Parse a sample size such as ``10000`` or ``1e4`` (at least 1,000).
-
-    Parameters
-    ----------
-    text : str
-        Command-line token.
-
-    Returns
-    -------
-    n : int
-        The size.
-    """
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a valid sample size: {text!r}") from None
-    if value != int(value) or value < 1_000:
-        raise argparse.ArgumentTypeError(f"sizes must be integers >= 1000: {text!r}")
-    return int(value)
+# Command-line sample size (argparse type).
+_size = functools.partial(
+    _common.parse_size, minimum=1_000, too_small="sizes must be integers >= 1000"
+)
 
 
 def build_parser():
@@ -513,7 +502,7 @@ def main(argv=None) -> int:
     output = args.output or RESULTS_DIR / (
         "bench_memory-quick.json" if args.quick else "bench_memory.json"
     )
-    env = bench_fit.environment_info()
+    env = _common.environment_info(thread_pools=True)
     n_jobs_eff = bench_fit.effective_n_jobs(args.n_jobs)
     print(
         f"# bench_memory: sizes={sizes} covariance_type=full n_iter={args.n_iter} "
@@ -546,10 +535,7 @@ def main(argv=None) -> int:
     )
 
     result = {
-        "benchmark": "bench_memory",
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        "argv": list(sys.argv[1:] if argv is None else argv),
-        "elapsed_s": elapsed,
+        **_common.result_header("bench_memory", argv, elapsed),
         "settings": {
             "quick": args.quick,
             "full": args.full,
@@ -567,22 +553,18 @@ def main(argv=None) -> int:
                 "fit(X); tracemalloc peak and ru_maxrss after"
             ),
         },
-        "environment": {**env, "loadavg_after": bench_fit._loadavg()},
+        "environment": {**env, "loadavg_after": _common.loadavg()},
         "cases": cases,
         "failures": failures,
         "ok": not failures,
     }
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"results written to {output} ({elapsed:.1f} s)")
+    _common.write_result(result, output, elapsed)
     for c in cases:
         for note in c["notes"]:
             print(f"NOTE: n={c['n']}: {note}", file=sys.stderr)
     if failures:
-        print(f"\nFAILED: {len(failures)} problem(s):", file=sys.stderr)
-        for f in failures:
-            print(f"  - {f}", file=sys.stderr)
+        _common.report_failures(failures)
         return 1
     print(f"OK: all {len(cases)} sizes agree (lower-bound rel diff <= {args.rtol:.0e})")
     return 0

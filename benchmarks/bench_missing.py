@@ -59,30 +59,27 @@ Quick run (1e3, 1e4 rows, 2 repeats)::
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
-import platform
-import statistics
+import functools
 import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
-import scipy
-import sklearn
-from scipy.optimize import linear_sum_assignment
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
-try:
-    from sklearn_em import GaussianMixture as OurGaussianMixture
-    from sklearn_em.datasets import make_three_gaussians
-except ImportError:  # not installed: use the checkout this script lives in
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from sklearn_em import GaussianMixture as OurGaussianMixture
-    from sklearn_em.datasets import make_three_gaussians
+# Run as a script or imported from its file path (tests), so this directory
+# is not necessarily on sys.path: put it there for the shared helpers, which
+# also make sklearn_em importable from this checkout when it is not installed.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common
+
+from sklearn_em import GaussianMixture as OurGaussianMixture
+from sklearn_em.datasets import make_three_gaussians
+
+# Re-exported: the tests call it from this module.
+match_components = _common.match_components
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 N_COMPONENTS = 3
@@ -99,70 +96,6 @@ QUICK_DEFAULTS = {
     "n_iter": 10,
 }
 DEFAULT_FRACTIONS = (0.1, 0.3)
-
-
-# --------------------------------------------------------------------------
-# Environment
-# --------------------------------------------------------------------------
-
-
-def _cpu_model():
-    """Return the CPU model name from ``/proc/cpuinfo``, if available.
-
-    Returns
-    -------
-    model : str or None
-        The first ``model name`` entry, or ``platform.processor()`` (which may
-        be empty) when ``/proc/cpuinfo`` does not exist or has no such entry.
-    """
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
-
-
-def _loadavg():
-    """Return the 1, 5 and 15 minute load averages, if the OS reports them.
-
-    Returns
-    -------
-    loadavg : list of float or None
-        ``os.getloadavg()``; a load well above 0 before or after a run means
-        other processes competed for the CPUs and the timings are suspect.
-    """
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
-
-
-def environment_info():
-    """Collect machine and library information.
-
-    Returns
-    -------
-    info : dict
-        JSON-serialisable description of the platform, CPU, library versions
-        and the load average before the run.
-    """
-    import sklearn_em
-
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu_model": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.replace("\n", " "),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "sklearn": sklearn.__version__,
-        "sklearn_em": getattr(sklearn_em, "__version__", None),
-        "loadavg_before": _loadavg(),
-    }
 
 
 # --------------------------------------------------------------------------
@@ -288,28 +221,6 @@ def _timed_fit(estimator, X, notes):
     return estimator, seconds
 
 
-def match_components(means, reference_means):
-    """Permutation of components that best matches a reference.
-
-    Parameters
-    ----------
-    means : ndarray of shape (n_components, n_features)
-        Means to reorder.
-    reference_means : ndarray of shape (n_components, n_features)
-        Reference means.
-
-    Returns
-    -------
-    order : ndarray of shape (n_components,)
-        ``means[order]`` is matched row by row with ``reference_means``
-        (minimum total squared distance,
-        :func:`scipy.optimize.linear_sum_assignment`).
-    """
-    cost = ((reference_means[:, None, :] - means[None, :, :]) ** 2).sum(axis=2)
-    rows, cols = linear_sum_assignment(cost)
-    return cols[np.argsort(rows)]
-
-
 def parameter_errors(model, reference, covariance_type):
     """Max abs errors of a fitted mixture against a reference fit.
 
@@ -339,40 +250,6 @@ def parameter_errors(model, reference, covariance_type):
         ),
         "max_abs_err_covariances": float(np.max(np.abs(cov - reference.covariances_))),
     }
-
-
-def _median(values):
-    """Median of a list, or ``None`` if it is empty.
-
-    Parameters
-    ----------
-    values : list of float
-        Values.
-
-    Returns
-    -------
-    median : float or None
-        :func:`statistics.median` of ``values``.
-    """
-    return statistics.median(values) if values else None
-
-
-def _ratio(num, den):
-    """``num / den``, or ``None`` if either is missing or ``den`` is 0.
-
-    Parameters
-    ----------
-    num, den : float or None
-        Numerator and denominator.
-
-    Returns
-    -------
-    ratio : float or None
-        The quotient.
-    """
-    if num is None or den is None or den == 0:
-        return None
-    return num / den
 
 
 def _fit_summary(model, reference, covariance_type, seconds):
@@ -497,11 +374,11 @@ def run_size_covariance(n, covariance_type, cfg):
         return {
             "fixed_times_s": timings[v]["fixed_times_s"],
             "fixed_n_iter": fixed_n_iter.get(v),
-            "median_s_per_iter": _ratio(
-                _median(timings[v]["fixed_times_s"]), fixed_n_iter.get(v)
+            "median_s_per_iter": _common.ratio(
+                _common.median(timings[v]["fixed_times_s"]), fixed_n_iter.get(v)
             ),
             "fit_times_s": timings[v]["fit_times_s"],
-            "median_fit_s": _median(timings[v]["fit_times_s"]),
+            "median_fit_s": _common.median(timings[v]["fit_times_s"]),
             "n_iter": None if model is None else int(model.n_iter_),
             "converged": None if model is None else bool(model.converged_),
             "lower_bound": None if model is None else float(model.lower_bound_),
@@ -522,10 +399,10 @@ def run_size_covariance(n, covariance_type, cfg):
             "n_rows_with_missing": int(mask.any(axis=1).sum()),
             "complete": complete,
             "nan": nan,
-            "s_per_iter_ratio": _ratio(
+            "s_per_iter_ratio": _common.ratio(
                 nan["median_s_per_iter"], complete["median_s_per_iter"]
             ),
-            "fit_ratio": _ratio(nan["median_fit_s"], complete["median_fit_s"]),
+            "fit_ratio": _common.ratio(nan["median_fit_s"], complete["median_fit_s"]),
             "accuracy": {
                 "reference": {
                     "fit_s": reference_s,
@@ -574,63 +451,6 @@ def run_size_covariance(n, covariance_type, cfg):
 # --------------------------------------------------------------------------
 
 
-def _fmt(value, spec):
-    """Format ``value`` with ``spec``, or return ``"—"`` for ``None``.
-
-    Parameters
-    ----------
-    value : float or None
-        Value to format.
-    spec : str
-        Format specification, e.g. ``".3e"``.
-
-    Returns
-    -------
-    text : str
-        Formatted value.
-    """
-    return "—" if value is None else format(value, spec)
-
-
-def _fx(value):
-    """Format a ratio such as ``2.31x`` (``"—"`` for ``None``).
-
-    Parameters
-    ----------
-    value : float or None
-        Ratio.
-
-    Returns
-    -------
-    text : str
-        Formatted value.
-    """
-    return "—" if value is None else f"{value:.2f}x"
-
-
-def _table(header, rows):
-    """Render a markdown table.
-
-    Parameters
-    ----------
-    header : list of str
-        Column titles; a title starting with ``<`` is left-aligned (the
-        ``<`` is dropped), every other column right-aligned.
-    rows : list of list of str
-        Cells.
-
-    Returns
-    -------
-    table : str
-        Markdown table.
-    """
-    titles = [h.lstrip("<") for h in header]
-    align = ["---" if h.startswith("<") else "---:" for h in header]
-    lines = ["| " + " | ".join(titles) + " |", "|" + "|".join(align) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def timing_table(cases):
     """Speed table: ours on complete vs NaN data.
 
@@ -654,18 +474,18 @@ def timing_table(cases):
             c["n"],
             c["covariance_type"],
             f"{c['missing_fraction']:.0%}",
-            _fmt(c["complete"]["median_s_per_iter"], ".3e"),
-            _fmt(c["nan"]["median_s_per_iter"], ".3e"),
-            _fx(c["s_per_iter_ratio"]),
-            _fmt(c["complete"]["median_fit_s"], ".3e"),
-            _fmt(c["nan"]["median_fit_s"], ".3e"),
-            _fx(c["fit_ratio"]),
-            _fmt(c["complete"]["n_iter"], "d"),
-            _fmt(c["nan"]["n_iter"], "d"),
+            _common.fmt(c["complete"]["median_s_per_iter"], ".3e"),
+            _common.fmt(c["nan"]["median_s_per_iter"], ".3e"),
+            _common.fx(c["s_per_iter_ratio"]),
+            _common.fmt(c["complete"]["median_fit_s"], ".3e"),
+            _common.fmt(c["nan"]["median_fit_s"], ".3e"),
+            _common.fx(c["fit_ratio"]),
+            _common.fmt(c["complete"]["n_iter"], "d"),
+            _common.fmt(c["nan"]["n_iter"], "d"),
         ]
         for c in cases
     ]
-    return _table(header, rows)
+    return _common.table(header, rows)
 
 
 def accuracy_table(cases):
@@ -698,18 +518,18 @@ def accuracy_table(cases):
                 c["n"],
                 c["covariance_type"],
                 f"{c['missing_fraction']:.0%}",
-                _fmt(ours.get("max_abs_err_means"), ".2e"),
-                _fmt(imp.get("max_abs_err_means"), ".2e"),
-                _fmt(ours.get("max_abs_err_covariances"), ".2e"),
-                _fmt(imp.get("max_abs_err_covariances"), ".2e"),
+                _common.fmt(ours.get("max_abs_err_means"), ".2e"),
+                _common.fmt(imp.get("max_abs_err_means"), ".2e"),
+                _common.fmt(ours.get("max_abs_err_covariances"), ".2e"),
+                _common.fmt(imp.get("max_abs_err_covariances"), ".2e"),
                 {True: "yes", False: "NO", None: "—"}[c["ours_more_accurate"]],
-                f"{_fmt(ours_d.get('max_abs_err_means'), '.2e')} / "
-                f"{_fmt(imp_d.get('max_abs_err_means'), '.2e')}",
-                f"{_fmt(ours_d.get('max_abs_err_covariances'), '.2e')} / "
-                f"{_fmt(imp_d.get('max_abs_err_covariances'), '.2e')}",
+                f"{_common.fmt(ours_d.get('max_abs_err_means'), '.2e')} / "
+                f"{_common.fmt(imp_d.get('max_abs_err_means'), '.2e')}",
+                f"{_common.fmt(ours_d.get('max_abs_err_covariances'), '.2e')} / "
+                f"{_common.fmt(imp_d.get('max_abs_err_covariances'), '.2e')}",
             ]
         )
-    return _table(header, rows)
+    return _common.table(header, rows)
 
 
 def failures_of(cases):
@@ -745,45 +565,10 @@ def failures_of(cases):
 # --------------------------------------------------------------------------
 
 
-def _size(text):
-    """Parse a sample size such as ``10000`` or ``1e4``.
-
-    Parameters
-    ----------
-    text : str
-        Command-line token.
-
-    Returns
-    -------
-    n : int
-        Integer size of at least 10.
-    """
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a valid sample size: {text!r}") from None
-    if value != int(value) or value < 10:
-        raise argparse.ArgumentTypeError(f"not a valid sample size (>= 10): {text!r}")
-    return int(value)
-
-
-def _positive_int(text):
-    """Parse a strictly positive integer.
-
-    Parameters
-    ----------
-    text : str
-        Command-line token.
-
-    Returns
-    -------
-    value : int
-        The parsed integer.
-    """
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
-    return value
+# Command-line sample size (argparse type).
+_size = functools.partial(
+    _common.parse_size, minimum=10, too_small="not a valid sample size (>= 10)"
+)
 
 
 def _fraction(text):
@@ -844,7 +629,7 @@ def build_parser():
     )
     p.add_argument(
         "--n-iter",
-        type=_positive_int,
+        type=_common.positive_int,
         help="EM iterations of the fixed-iteration fits (default 20; quick 10)",
     )
     p.add_argument(
@@ -855,12 +640,14 @@ def build_parser():
     )
     p.add_argument(
         "--accuracy-max-iter",
-        type=_positive_int,
+        type=_common.positive_int,
         default=1000,
         help="max_iter of the reference and the gated accuracy fits (default 1000)",
     )
     p.add_argument(
-        "--repeats", type=_positive_int, help="timed calls per fit (default 5; quick 2)"
+        "--repeats",
+        type=_common.positive_int,
+        help="timed calls per fit (default 5; quick 2)",
     )
     p.add_argument("--seed", type=int, default=0, help="data, mask and fit seed")
     p.add_argument(
@@ -919,18 +706,13 @@ def main(argv=None) -> int:
     """
     args = build_parser().parse_args(argv)
     cfg = resolve_settings(args)
-    env = environment_info()
+    env = _common.environment_info()
     print(
         f"# bench_missing: sizes={cfg['sizes']} fractions={cfg['fractions']} "
         f"covariance_types={cfg['covariance_types']} n_iter={cfg['n_iter']} "
         f"repeats={cfg['repeats']} seed={cfg['seed']}"
     )
-    print(
-        f"# {env['cpu_model']} ({env['cpu_count']} CPUs), {env['platform']}, "
-        f"python {platform.python_version()}, numpy {env['numpy']}, "
-        f"scipy {env['scipy']}, sklearn {env['sklearn']}, "
-        f"sklearn_em {env['sklearn_em']}; load average {env['loadavg_before']}"
-    )
+    print(_common.environment_line(env))
     t_start = time.perf_counter()
     cases = []
     for n in cfg["sizes"]:
@@ -938,7 +720,7 @@ def main(argv=None) -> int:
             print(f"#   n={n} covariance_type={cov}", file=sys.stderr, flush=True)
             cases += run_size_covariance(n, cov, cfg)
     elapsed = time.perf_counter() - t_start
-    env["loadavg_after"] = _loadavg()
+    env["loadavg_after"] = _common.loadavg()
 
     print()
     print(
@@ -976,10 +758,7 @@ def main(argv=None) -> int:
         "default_rng([seed, round(fraction*1e6)])"
     )
     result = {
-        "benchmark": "bench_missing",
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        "argv": list(sys.argv[1:] if argv is None else argv),
-        "elapsed_s": elapsed,
+        **_common.result_header("bench_missing", argv, elapsed),
         "settings": settings,
         "environment": env,
         "cases": cases,
@@ -987,21 +766,10 @@ def main(argv=None) -> int:
         "ok": not failures,
     }
     output = cfg["output"]
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"results written to {output} ({elapsed:.1f} s)")
-    before, after, ncpu = env["loadavg_before"], env["loadavg_after"], env["cpu_count"]
-    if before and after and ncpu and (before[0] > 0.25 * ncpu or after[0] > ncpu + 0.5):
-        print(
-            f"WARNING: load average {before[0]} before / {after[0]} after the run "
-            f"on {ncpu} CPUs: other processes may have competed for the CPUs, "
-            "so the timings may be inflated",
-            file=sys.stderr,
-        )
+    _common.write_result(result, output, elapsed)
+    _common.warn_if_busy(env)
     if failures:
-        print(f"\nFAILED: {len(failures)} problem(s):", file=sys.stderr)
-        for f in failures:
-            print(f"  - {f}", file=sys.stderr)
+        _common.report_failures(failures)
         return 1
     print(
         f"OK: {len(cases)} cases; ours on the NaN data is closer to the "

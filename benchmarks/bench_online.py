@@ -62,11 +62,9 @@ Quick run (2e5 rows in batches of 1e4)::
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
+import functools
 import math
 import os
-import platform
 import sys
 import time
 import tracemalloc
@@ -74,20 +72,21 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import scipy
-import sklearn
-from scipy.optimize import linear_sum_assignment
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 from sklearn.exceptions import ConvergenceWarning
 
-try:
-    from sklearn_em import GaussianMixture as OurGaussianMixture
-    from sklearn_em.datasets import make_three_gaussians, three_gaussians_params
-except ImportError:  # not installed: use the checkout this script lives in
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from sklearn_em import GaussianMixture as OurGaussianMixture
-    from sklearn_em.datasets import make_three_gaussians, three_gaussians_params
+# Run as a script or imported from its file path (tests), so this directory
+# is not necessarily on sys.path: put it there for the shared helpers, which
+# also make sklearn_em importable from this checkout when it is not installed.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common
+
+from sklearn_em import GaussianMixture as OurGaussianMixture
+from sklearn_em.datasets import make_three_gaussians, three_gaussians_params
+
+# Re-exported: the tests call it from this module.
+match_components = _common.match_components
 
 N_COMPONENTS = 3
 N_FEATURES = 2
@@ -115,65 +114,6 @@ MIN_BATCHES_FOR_MEMORY_GATE = 4
 # --------------------------------------------------------------------------
 # Environment and memory probes
 # --------------------------------------------------------------------------
-
-
-def _cpu_model():
-    """Return the CPU model name from ``/proc/cpuinfo``, if available.
-
-    Returns
-    -------
-    model : str or None
-        The first ``model name`` entry, or ``platform.processor()`` (which may
-        be empty) when ``/proc/cpuinfo`` does not exist or has no such entry.
-    """
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
-
-
-def _loadavg():
-    """Return the 1, 5 and 15 minute load averages, if the OS reports them.
-
-    Returns
-    -------
-    loadavg : list of float or None
-        ``os.getloadavg()``; a load well above 0 before or after a run means
-        other processes competed for the CPUs and the timings are suspect.
-    """
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
-
-
-def environment_info():
-    """Collect machine and library information.
-
-    Returns
-    -------
-    info : dict
-        JSON-serialisable description of the platform, CPU, library versions
-        and the load average before the run.
-    """
-    import sklearn_em
-
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu_model": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.replace("\n", " "),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "sklearn": sklearn.__version__,
-        "sklearn_em": getattr(sklearn_em, "__version__", None),
-        "loadavg_before": _loadavg(),
-    }
 
 
 def maxrss_mib():
@@ -229,28 +169,6 @@ def reset_peak_rss():
 # --------------------------------------------------------------------------
 # Parameters and errors
 # --------------------------------------------------------------------------
-
-
-def match_components(means, reference_means):
-    """Permutation of components that best matches a reference.
-
-    Parameters
-    ----------
-    means : ndarray of shape (n_components, n_features)
-        Means to reorder.
-    reference_means : ndarray of shape (n_components, n_features)
-        Reference means.
-
-    Returns
-    -------
-    order : ndarray of shape (n_components,)
-        ``means[order]`` is matched row by row with ``reference_means``
-        (minimum total squared distance,
-        :func:`scipy.optimize.linear_sum_assignment`).
-    """
-    cost = ((reference_means[:, None, :] - means[None, :, :]) ** 2).sum(axis=2)
-    rows, cols = linear_sum_assignment(cost)
-    return cols[np.argsort(rows)]
 
 
 def errors_vs_truth(model, truth):
@@ -603,7 +521,7 @@ def run_benchmark(cfg):
     warm_up(cfg)
 
     # Pass 1, timed and untraced; peak RSS of the stream.
-    _progress(f"stream: {n_rows} rows in {n_batches} batches (timed pass)")
+    _common.progress(f"stream: {n_rows} rows in {n_batches} batches (timed pass)")
     rss_reset = reset_peak_rss()
     rss_start = current_rss_mib()
     maxrss_start = maxrss_mib()
@@ -611,7 +529,7 @@ def run_benchmark(cfg):
     maxrss_end = maxrss_mib()
 
     # Pass 2, traced: the tracemalloc peak of the same stream.
-    _progress("stream: traced pass (tracemalloc)")
+    _common.progress("stream: traced pass (tracemalloc)")
     (model_traced, timing_traced, _, peaks), _ = traced_peak_mib(
         lambda: run_stream(cfg, trace=True)
     )
@@ -625,7 +543,7 @@ def run_benchmark(cfg):
     X_holdout, _ = make_three_gaussians(
         cfg["holdout_size"], random_state=seed + n_batches
     )
-    _progress(f"batch fit on {cfg['batch_fit_size']} rows")
+    _common.progress(f"batch fit on {cfg['batch_fit_size']} rows")
     X_train, _ = make_three_gaussians(
         cfg["batch_fit_size"], random_state=seed + n_batches + 1
     )
@@ -730,61 +648,9 @@ def run_benchmark(cfg):
     }
 
 
-def _progress(message):
-    """Print a progress line to stderr.
-
-    Parameters
-    ----------
-    message : str
-        Text to print.
-    """
-    print(f"#   {message}", file=sys.stderr, flush=True)
-
-
 # --------------------------------------------------------------------------
 # Reporting
 # --------------------------------------------------------------------------
-
-
-def _table(header, rows):
-    """Render a markdown table.
-
-    Parameters
-    ----------
-    header : list of str
-        Column titles; a title starting with ``<`` is left-aligned (the
-        ``<`` is dropped), every other column right-aligned.
-    rows : list of list of str
-        Cells.
-
-    Returns
-    -------
-    table : str
-        Markdown table.
-    """
-    titles = [h.lstrip("<") for h in header]
-    align = ["---" if h.startswith("<") else "---:" for h in header]
-    lines = ["| " + " | ".join(titles) + " |", "|" + "|".join(align) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _fmt(value, spec):
-    """Format ``value`` with ``spec``, or return ``"—"`` for ``None``.
-
-    Parameters
-    ----------
-    value : float or None
-        Value to format.
-    spec : str
-        Format specification, e.g. ``".3e"``.
-
-    Returns
-    -------
-    text : str
-        Formatted value.
-    """
-    return "—" if value is None else format(value, spec)
 
 
 def stream_table(res):
@@ -813,7 +679,7 @@ def stream_table(res):
         ["traced pass total time (s)", f"{s['traced_pass_total_s']:.2f}"],
         ["both passes end identical", "yes" if s["deterministic"] else "NO"],
     ]
-    return _table(["<stream", "value"], rows)
+    return _common.table(["<stream", "value"], rows)
 
 
 def memory_table(res):
@@ -872,7 +738,7 @@ def memory_table(res):
             m["batch_fit_tracemalloc_peak_mib"],
         ),
     ]
-    return _table(["<memory", "MiB", "x batch", "x data set"], rows)
+    return _common.table(["<memory", "MiB", "x batch", "x data set"], rows)
 
 
 def accuracy_table(res):
@@ -900,11 +766,11 @@ def accuracy_table(res):
             [
                 name,
                 f"{r['rows_seen']:,}",
-                _fmt(r["fit_s"], ".2f"),
-                _fmt(r["max_abs_err_weights"], ".2e"),
-                _fmt(r["max_abs_err_means"], ".2e"),
-                _fmt(r["max_abs_err_covariances"], ".2e"),
-                _fmt(r["holdout_mean_log_likelihood"], ".6f"),
+                _common.fmt(r["fit_s"], ".2f"),
+                _common.fmt(r["max_abs_err_weights"], ".2e"),
+                _common.fmt(r["max_abs_err_means"], ".2e"),
+                _common.fmt(r["max_abs_err_covariances"], ".2e"),
+                _common.fmt(r["holdout_mean_log_likelihood"], ".6f"),
             ]
         )
     ll = res["truth"]["holdout_mean_log_likelihood"]
@@ -913,7 +779,7 @@ def accuracy_table(res):
         "<model", "rows seen", "fit s", "weights err", "means err", "cov err",
         "held-out mean log-lik",
     ]  # fmt: skip
-    return _table(header, rows)
+    return _common.table(header, rows)
 
 
 def trajectory_table(res):
@@ -940,7 +806,7 @@ def trajectory_table(res):
         for t in res["trajectory"]
     ]
     header = ["updates", "rows seen", "weights err", "means err", "cov err"]
-    return _table(header, rows)
+    return _common.table(header, rows)
 
 
 # --------------------------------------------------------------------------
@@ -948,26 +814,13 @@ def trajectory_table(res):
 # --------------------------------------------------------------------------
 
 
-def _size(text):
-    """Parse a row count such as ``100000`` or ``1e5``.
-
-    Parameters
-    ----------
-    text : str
-        Command-line token.
-
-    Returns
-    -------
-    n : int
-        Integer of at least 3.
-    """
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a valid row count: {text!r}") from None
-    if value != int(value) or value < 3:
-        raise argparse.ArgumentTypeError(f"not a valid row count (>= 3): {text!r}")
-    return int(value)
+# Command-line sample size (argparse type).
+_size = functools.partial(
+    _common.parse_size,
+    minimum=3,
+    noun="row count",
+    too_small="not a valid row count (>= 3)",
+)
 
 
 def build_parser():
@@ -1069,25 +922,20 @@ def main(argv=None) -> int:
         cfg = resolve_settings(args)
     except ValueError as exc:
         parser.error(str(exc))
-    env = environment_info()
+    env = _common.environment_info()
     print(
         f"# bench_online: n_rows={cfg['n_rows']} batch_size={cfg['batch_size']} "
         f"holdout_size={cfg['holdout_size']} batch_fit_size={cfg['batch_fit_size']} "
         f"seed={cfg['seed']}"
     )
-    print(
-        f"# {env['cpu_model']} ({env['cpu_count']} CPUs), {env['platform']}, "
-        f"python {platform.python_version()}, numpy {env['numpy']}, "
-        f"scipy {env['scipy']}, sklearn {env['sklearn']}, "
-        f"sklearn_em {env['sklearn_em']}; load average {env['loadavg_before']}"
-    )
+    print(_common.environment_line(env))
     t_start = time.perf_counter()
     try:
         res = run_benchmark(cfg)
     except Exception as exc:  # still write what we know
         res = {"errors": [f"{type(exc).__name__}: {exc}"]}
     elapsed = time.perf_counter() - t_start
-    env["loadavg_after"] = _loadavg()
+    env["loadavg_after"] = _common.loadavg()
 
     if "stream" in res:
         print()
@@ -1112,10 +960,7 @@ def main(argv=None) -> int:
         "seed + n_batches; batch fit: seed + n_batches + 1"
     )
     result = {
-        "benchmark": "bench_online",
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        "argv": list(sys.argv[1:] if argv is None else argv),
-        "elapsed_s": elapsed,
+        **_common.result_header("bench_online", argv, elapsed),
         "settings": settings,
         "environment": env,
         **{k: v for k, v in res.items() if k != "errors"},
@@ -1123,21 +968,10 @@ def main(argv=None) -> int:
         "ok": not failures,
     }
     output = cfg["output"]
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"results written to {output} ({elapsed:.1f} s)")
-    before, after, ncpu = env["loadavg_before"], env["loadavg_after"], env["cpu_count"]
-    if before and after and ncpu and (before[0] > 0.25 * ncpu or after[0] > ncpu + 0.5):
-        print(
-            f"WARNING: load average {before[0]} before / {after[0]} after the run "
-            f"on {ncpu} CPUs: other processes may have competed for the CPUs, "
-            "so the timings may be inflated",
-            file=sys.stderr,
-        )
+    _common.write_result(result, output, elapsed)
+    _common.warn_if_busy(env)
     if failures:
-        print(f"\nFAILED: {len(failures)} problem(s):", file=sys.stderr)
-        for f in failures:
-            print(f"  - {f}", file=sys.stderr)
+        _common.report_failures(failures)
         return 1
     m = res["memory"]
     print(
