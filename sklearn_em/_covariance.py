@@ -26,7 +26,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import linalg
 
-_LOG_2PI = math.log(2.0 * math.pi)
+LOG_2PI = math.log(2.0 * math.pi)
 
 ILL_DEFINED_MESSAGE = (
     "Fitting the mixture model failed because some components have ill-defined "
@@ -66,10 +66,11 @@ class Covariance:
         raise NotImplementedError
 
     def second_order_of(self, matrix: np.ndarray) -> np.ndarray:
-        """The second-order features' counterpart of a (d, d) matrix.
+        """The second-order features' counterpart of (a stack of) (d, d) matrices.
 
         Summing ``second_order_features`` of rows ``y`` gives this of
-        ``sum y y^T``; used to add conditional covariances of missing values.
+        ``sum y y^T``; used to add conditional covariances of missing values
+        and to move statistics to another centre. Shape ``(..., n_second)``.
         """
         raise NotImplementedError
 
@@ -171,7 +172,7 @@ class Covariance:
         constant = (
             constant
             + self.log_det_cholesky(precisions_cholesky, n_features)
-            - 0.5 * n_features * _LOG_2PI
+            - 0.5 * n_features * LOG_2PI
             + log_weights
         )
         return np.hstack([constant[:, None], linear, second])
@@ -261,7 +262,8 @@ class _MatrixCovariance(Covariance):
             start += d - a
 
     def second_order_of(self, matrix):
-        return matrix[_triu(matrix.shape[0])]
+        rows, cols = _triu(matrix.shape[-1])
+        return matrix[..., rows, cols]
 
     @staticmethod
     def _unpack(packed: np.ndarray, n_features: int) -> np.ndarray:
@@ -447,7 +449,7 @@ class DiagCovariance(_VectorCovariance):
         np.multiply(y, y, out=out)
 
     def second_order_of(self, matrix):
-        return np.diagonal(matrix).copy()
+        return np.diagonal(matrix, axis1=-2, axis2=-1).copy()
 
     def covariances_from_moments(self, nk, centred_means, second, reg_covar):
         return second / nk[:, None] - centred_means**2 + reg_covar
@@ -489,7 +491,7 @@ class SphericalCovariance(_VectorCovariance):
         np.einsum("am,am->m", y, y, out=out[0])
 
     def second_order_of(self, matrix):
-        return np.array([np.trace(matrix)])
+        return np.trace(matrix, axis1=-2, axis2=-1)[..., None]
 
     def covariances_from_moments(self, nk, centred_means, second, reg_covar):
         n_features = centred_means.shape[1]

@@ -1,9 +1,9 @@
 """The EM loop: pure numpy, no scikit-learn.
 
-Parameters come from statistics (M-step) and statistics from parameters and data
-(E-step, in :mod:`._stats`); this module strings them together and decides
-convergence the way scikit-learn does, so that both libraries stop at the same
-iteration from the same start.
+Parameters come from statistics (the M-step, here) and statistics from
+parameters and data (the E-step, asked of a data source, see :mod:`._data`);
+this module strings them together and decides convergence the way scikit-learn
+does, so that both libraries stop at the same iteration from the same start.
 """
 
 from __future__ import annotations
@@ -14,16 +14,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._covariance import Covariance, IllDefinedCovariance
-from ._missing import Rows, accumulate_rows
-from ._params import MixtureParams
-from ._stats import ChunkedEStep, SuffStats
+from ._model import Mixture
+from ._stats import SuffStats
 
 
 @dataclass
 class EMResult:
     """Outcome of one EM run."""
 
-    params: MixtureParams
+    model: Mixture
     lower_bound: float
     lower_bounds: list[float] = field(default_factory=list)
     n_iter: int = 0
@@ -31,19 +30,16 @@ class EMResult:
     n_reseeded: int = 0
 
 
-def _moment_estimates(moments, covariance, center, reg_covar):
-    """Weights, means and covariances from ``(k, q)`` summed features.
-
-    ``center`` is the point the moments are about: ``(d,)`` or one per
-    component, ``(k, d)``.
-    """
-    n_features = center.shape[-1]
+def _moment_estimates(stats: SuffStats, covariance: Covariance, reg_covar: float):
+    """Weights, means and covariances from summed statistics."""
+    moments, centers = stats.moments, stats.centers
+    n_features = centers.shape[-1]
     nk = moments[:, 0] + 10 * np.finfo(np.float64).eps
     centred_means = moments[:, 1 : n_features + 1] / nk[:, None]
     covariances = covariance.covariances_from_moments(
         nk, centred_means, moments[:, n_features + 1 :], reg_covar
     )
-    return nk / nk.sum(), centred_means + center, covariances
+    return nk / nk.sum(), centred_means + centers, covariances
 
 
 # A component whose precision exceeds this multiple of 1 / (data variance), a
@@ -53,23 +49,22 @@ def _moment_estimates(moments, covariance, center, reg_covar):
 MAX_RELATIVE_PRECISION = 1e12
 
 
-def _checked_params(weights, means, covariances, covariance, variance_scale):
+def _checked_model(weights, means, covariances, covariance, variance_scale):
     precisions_cholesky = covariance.precisions_cholesky(covariances)
     if variance_scale:
         largest = covariance.largest_precision(precisions_cholesky, len(weights))
         collapsed = largest * variance_scale > MAX_RELATIVE_PRECISION
         if collapsed.any():
             raise IllDefinedCovariance(collapsed)
-    return MixtureParams(weights, means, covariances, precisions_cholesky)
+    return Mixture(weights, means, covariances, precisions_cholesky, covariance)
 
 
 def params_from_stats(
     stats: SuffStats,
     covariance: Covariance,
-    center: np.ndarray,
     reg_covar: float,
     variance_scale: float = 0.0,
-) -> MixtureParams:
+) -> Mixture:
     """M-step: maximum-likelihood parameters from summed statistics.
 
     Like scikit-learn, ``10 * eps`` is added to every ``N_k`` so an empty
@@ -78,14 +73,8 @@ def params_from_stats(
     or (given the data's mean variance ``variance_scale``) so narrow that it
     is numerically collapsed.
     """
-    weights, means, covariances = _moment_estimates(
-        stats.moments, covariance, _centers(stats, center), reg_covar
-    )
-    return _checked_params(weights, means, covariances, covariance, variance_scale)
-
-
-def _centers(stats, center):
-    return center if stats.centers is None else stats.centers
+    weights, means, covariances = _moment_estimates(stats, covariance, reg_covar)
+    return _checked_model(weights, means, covariances, covariance, variance_scale)
 
 
 def reseed_components(
@@ -93,10 +82,9 @@ def reseed_components(
     collapsed: np.ndarray,
     seed_rows: np.ndarray,
     covariance: Covariance,
-    center: np.ndarray,
     reg_covar: float,
     variance_scale: float = 0.0,
-) -> MixtureParams:
+) -> Mixture:
     """M-step that re-seeds collapsed components instead of failing.
 
     Each collapsed component restarts at one of ``seed_rows`` (rows the current
@@ -105,60 +93,56 @@ def reseed_components(
     :class:`IllDefinedCovariance` if even that is not a valid mixture (the data
     themselves are degenerate and ``reg_covar`` is too small).
     """
-    weights, means, covariances = _moment_estimates(
-        stats.moments, covariance, _centers(stats, center), reg_covar
-    )
+    weights, means, covariances = _moment_estimates(stats, covariance, reg_covar)
     # Only per-component types get here: a shared covariance that is ill-defined
     # is ill-defined for every component, and that is never re-seeded.
     covariances[collapsed] = covariances[~collapsed].mean(axis=0)
     means[collapsed] = seed_rows
     weights[collapsed] = 1.0 / len(weights)
     weights /= weights.sum()
-    return _checked_params(weights, means, covariances, covariance, variance_scale)
+    return _checked_model(weights, means, covariances, covariance, variance_scale)
 
 
 def run_em(
-    estep: ChunkedEStep,
-    rows: Rows,
-    params: MixtureParams,
+    source,
+    model: Mixture,
     *,
     tol: float,
     max_iter: int,
     reg_covar: float,
     lower_bound: float = -np.inf,
-    variance_scale: float = 0.0,
     max_reseeds: int | None = None,
     on_iteration: Callable[[int, float], None] | None = None,
 ) -> EMResult:
-    """Iterate E- and M-steps from ``params`` until the lower bound settles.
+    """Iterate E- and M-steps from ``model`` until the lower bound settles.
+
+    ``source`` is a data source (see :mod:`._data`); only its ``stats``,
+    ``worst_rows``, ``covariance`` and ``variance_scale`` are used.
 
     As in scikit-learn, the lower bound recorded at iteration ``i`` is the mean
     log-likelihood under the parameters *entering* that iteration, and the run
     has converged when it changes by less than ``tol``.
 
     A component whose covariance collapses (not positive definite, or narrower
-    than the data's mean variance ``variance_scale`` by more than
-    ``MAX_RELATIVE_PRECISION``) is re-seeded
-    at the worst-explained row, up to ``max_reseeds`` times in all (default:
-    twice the number of components); the iteration that re-seeds never counts
-    as converged. Past that, or when every component collapses, the
-    :class:`IllDefinedCovariance` error propagates.
+    than the data's mean variance by more than ``MAX_RELATIVE_PRECISION``) is
+    re-seeded at the worst-explained row, up to ``max_reseeds`` times in all
+    (default: twice the number of components); the iteration that re-seeds
+    never counts as converged. Past that, or when every component collapses,
+    the :class:`IllDefinedCovariance` error propagates.
     """
-    covariance, center = estep.covariance, estep.center
+    covariance, variance_scale = source.covariance, source.variance_scale
     if max_reseeds is None:
-        max_reseeds = 2 * estep.n_components
+        max_reseeds = 2 * model.n_components
     lower_bounds: list[float] = []
     converged = False
     n_iter = n_reseeded = 0
     for n_iter in range(1, max_iter + 1):
         previous = lower_bound
-        stats = accumulate_rows(estep, rows, params)
+        stats = source.stats(model)
         lower_bound = stats.log_likelihood / stats.total_weight
         lower_bounds.append(lower_bound)
         try:
-            params = params_from_stats(
-                stats, covariance, center, reg_covar, variance_scale
-            )
+            model = params_from_stats(stats, covariance, reg_covar, variance_scale)
             reseeded = False
         except IllDefinedCovariance as error:
             collapsed = error.components
@@ -166,19 +150,11 @@ def run_em(
             n_reseeded += n_collapsed
             if collapsed.all() or n_reseeded > max_reseeds:
                 raise
-            seeds = estep.worst_explained(
-                rows.x, rows.sample_weight, params, n_collapsed
-            )
+            seeds = source.worst_rows(model, n_collapsed)
             if len(seeds) < n_collapsed:
                 raise
-            params = reseed_components(
-                stats,
-                collapsed,
-                rows.x[seeds],
-                covariance,
-                center,
-                reg_covar,
-                variance_scale,
+            model = reseed_components(
+                stats, collapsed, seeds, covariance, reg_covar, variance_scale
             )
             reseeded = True
         change = lower_bound - previous
@@ -187,4 +163,4 @@ def run_em(
         if abs(change) < tol and not reseeded:
             converged = True
             break
-    return EMResult(params, lower_bound, lower_bounds, n_iter, converged, n_reseeded)
+    return EMResult(model, lower_bound, lower_bounds, n_iter, converged, n_reseeded)

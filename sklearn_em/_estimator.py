@@ -8,7 +8,6 @@ from numbers import Integral, Real
 from time import perf_counter
 
 import numpy as np
-from joblib import cpu_count
 from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
@@ -24,20 +23,13 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._covariance import COVARIANCE_TYPES, get_covariance
+from ._covariance import COVARIANCE_TYPES, Covariance, get_covariance
+from ._data import TrainingData
 from ._em import run_em
-from ._init import initial_params
-from ._missing import (
-    check_training_data,
-    evaluate_rows,
-    impute_means,
-    nan_average,
-    nan_variance_scale,
-    split_rows,
-)
+from ._init import initial_model
+from ._model import Mixture
 from ._online import OnlineState, online_step
-from ._params import MixtureParams
-from ._stats import ChunkedEStep, single_threaded_blas
+from ._threads import single_threaded_blas
 
 
 class DegenerateComponentWarning(UserWarning):
@@ -294,15 +286,11 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
                 "Expected n_samples >= n_components but got "
                 f"n_components = {self.n_components}, n_samples = {n_samples}"
             )
-        check_training_data(X, sample_weight, self.n_components)
+        _check_positive_weights(sample_weight, self.n_components)
         covariance = get_covariance(self.covariance_type)
         user_init = self._check_initial_parameters(covariance, n_features)
-        rows = split_rows(X, sample_weight)
-        estep = self._make_estep(
-            covariance, nan_average(X, sample_weight), X, sample_weight
-        )
+        data = self._source(X, sample_weight, covariance)
 
-        variance_scale = estep.spread / n_features
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
@@ -310,11 +298,8 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         for init in range(n_init):
             self._print_init_begin(init)
             if do_init:
-                # k-means cannot take NaN: start from mean-imputed data.
-                params = initial_params(
-                    estep,
-                    impute_means(X, sample_weight),
-                    sample_weight,
+                model = initial_model(
+                    data,
                     init_params=self.init_params,
                     random_state=random_state,
                     reg_covar=self.reg_covar,
@@ -322,17 +307,15 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
                 )
                 start_bound = -np.inf
             else:
-                params = self._fitted_params()
+                model = self._fitted_model()
                 start_bound = self.lower_bound_
             result = run_em(
-                estep,
-                rows,
-                params,
+                data,
+                model,
                 tol=self.tol,
                 max_iter=self.max_iter,
                 reg_covar=self.reg_covar,
                 lower_bound=start_bound,
-                variance_scale=variance_scale,
                 on_iteration=self._print_iteration,
             )
             if self.max_iter > 0:
@@ -356,7 +339,7 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        self._set_fitted_params(best.params, X.dtype)
+        self._set_fitted(best.model, X.dtype)
         self._online = None
         self.converged_ = bool(best.converged)
         self.n_iter_ = best.n_iter
@@ -364,7 +347,7 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         self.lower_bounds_ = [float(v) for v in best.lower_bounds]
         # A final E-step with the kept parameters makes fit_predict(X) equal to
         # fit(X).predict(X) whatever max_iter, tol and random_state are.
-        self.labels_ = self._evaluate(rows, "labels", estep)
+        self.labels_ = data.labels(best.model)
         return self.labels_
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -405,6 +388,7 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         )
         sample_weight = _validate_sample_weight(sample_weight, X)
         covariance = get_covariance(self.covariance_type)
+        state = None if first else getattr(self, "_online", None)
         with single_threaded_blas():
             if first:
                 if X.shape[0] < max(self.n_components, 2):
@@ -413,13 +397,10 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
                         f"n_samples >= max(n_components, 2); got n_components = "
                         f"{self.n_components}, n_samples = {X.shape[0]}"
                     )
-                check_training_data(X, sample_weight, self.n_components)
-                center = nan_average(X, sample_weight)
-                estep = self._make_estep(covariance, center, X, sample_weight)
-                params = initial_params(
-                    estep,
-                    impute_means(X, sample_weight),
-                    sample_weight,
+                _check_positive_weights(sample_weight, self.n_components)
+                data = self._source(X, sample_weight, covariance)
+                model = initial_model(
+                    data,
                     init_params=self.init_params,
                     random_state=check_random_state(self.random_state),
                     reg_covar=self.reg_covar,
@@ -427,40 +408,39 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
                 )
                 self.n_iter_, self.lower_bounds_ = 0, []
             else:
-                params = self._fitted_params()
-            state = getattr(self, "_online", None)
+                model = self._fitted_model()
+                center = model.weights @ model.means if state is None else state.center
+                data = self._source(
+                    X, sample_weight, covariance, center=center, training=False
+                )
             if state is None:
-                state = OnlineState(None, 0, params.weights @ params.means)
-            estep = self._make_estep(covariance, state.center, X, sample_weight)
-            state, params, lower_bound = online_step(
+                state = OnlineState(None, 0, data.center)
+            state, model, lower_bound = online_step(
+                data,
                 state,
-                estep,
-                split_rows(X, sample_weight),
-                params,
+                model,
                 reg_covar=self.reg_covar,
                 decay=self.learning_decay,
                 offset=self.learning_offset,
             )
         self._online = state
-        self._set_fitted_params(params, X.dtype)
+        self._set_fitted(model, X.dtype)
         self.converged_ = False
         self.n_iter_ = getattr(self, "n_iter_", 0) + 1
         self.lower_bound_ = lower_bound
         self.lower_bounds_ = [*getattr(self, "lower_bounds_", []), lower_bound]
         return self
 
-    def _make_estep(self, covariance, center, X, sample_weight=None):
-        return ChunkedEStep(
+    def _source(self, X, sample_weight, covariance, center=None, training=True):
+        return TrainingData(
+            X,
+            sample_weight,
             covariance,
-            len(center),
             self.n_components,
-            center=center,
             chunk_size=self.chunk_size,
-            max_rows=max(len(X), 1),
-            n_threads=self._n_threads(
-                len(X), self.n_components * covariance.n_features_total(len(center))
-            ),
-            spread=len(center) * nan_variance_scale(X, sample_weight),
+            n_jobs=self.n_jobs,
+            center=center,
+            training=training,
         )
 
     def _check_initial_parameters(self, covariance, n_features):
@@ -508,68 +488,56 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         tags.input_tags.allow_nan = True
         return tags
 
-    def _n_threads(self, n_rows: int, work_per_row: int) -> int:
-        # joblib's conventions for negative values, but our own threads: not
-        # joblib.effective_n_jobs, which assumes processes and warns in a child.
-        cores = cpu_count()
-        if self.n_jobs is None:
-            # Threads pay only on large E-steps (measured on 2 cores: 0.9x at
-            # 1e5 x 2-D rows, 1.7x at 1e5 x 32-D with 16 components).
-            return cores if n_rows * work_per_row >= _THREADS_MIN_WORK else 1
-        if self.n_jobs < 0:
-            return max(1, cores + 1 + self.n_jobs)
-        return self.n_jobs
+    # -- the model value <-> attributes --
+    def _set_fitted(self, model: Mixture, dtype) -> None:
+        self._fitted_covariance_type = model.covariance.name
+        self.weights_ = model.weights.astype(dtype)
+        self.means_ = model.means.astype(dtype)
+        self.covariances_ = model.covariances.astype(dtype)
+        self.precisions_cholesky_ = model.precisions_cholesky.astype(dtype)
+        self.precisions_ = model.precisions.astype(dtype)
 
-    # -- parameters <-> attributes --
-    def _set_fitted_params(self, params: MixtureParams, dtype) -> None:
-        covariance = get_covariance(self.covariance_type)
-        self.weights_ = params.weights.astype(dtype)
-        self.means_ = params.means.astype(dtype)
-        self.covariances_ = params.covariances.astype(dtype)
-        self.precisions_cholesky_ = params.precisions_cholesky.astype(dtype)
-        self.precisions_ = covariance.precisions_from_cholesky(
-            params.precisions_cholesky
-        ).astype(dtype)
+    def _fitted_covariance(self) -> Covariance:
+        name = getattr(self, "_fitted_covariance_type", self.covariance_type)
+        return get_covariance(name)
 
-    def _fitted_params(self) -> MixtureParams:
-        def f64(a):
-            return np.asarray(a, dtype=np.float64)
+    def _fitted_model(self, dtype=np.float64) -> Mixture:
+        """The fitted attributes as a model value, with the fitted covariance type."""
 
-        return MixtureParams(
-            f64(self.weights_),
-            f64(self.means_),
-            f64(self.covariances_),
-            f64(self.precisions_cholesky_),
+        def cast(a):
+            return a if dtype is None else np.asarray(a, dtype=dtype)
+
+        return Mixture(
+            cast(self.weights_),
+            cast(self.means_),
+            cast(self.covariances_),
+            cast(self.precisions_cholesky_),
+            self._fitted_covariance(),
         )
 
     # -- inference --
-    def _evaluate(self, X, output: str, estep: ChunkedEStep | None = None):
-        """One pass over ``X`` under the fitted parameters.
+    def _inference_source(self, X):
+        """Validated new rows as a data source, and the fitted model.
 
-        ``output`` is 'labels', 'resp' or 'log_prob'. Without an ``estep``
-        (inference on new data) ``X`` is validated and split by missingness
-        first, and centred on the mixture mean, as good a fixed point as the
-        data mean; with one, ``X`` is the training ``Rows``.
+        Centred on the mixture mean, as good a fixed point as the data mean.
         """
-        if estep is None:
-            check_is_fitted(self)
-        params = self._fitted_params()
-        if estep is None:
-            X = validate_data(
-                self,
-                X,
-                dtype=[np.float64, np.float32],
-                reset=False,
-                ensure_all_finite="allow-nan",
-            )
-            estep = self._make_estep(
-                get_covariance(self.covariance_type), params.weights @ params.means, X
-            )
-            dtype, X = X.dtype, split_rows(X)
-        else:
-            dtype = X.x.dtype
-        with single_threaded_blas():
-            return evaluate_rows(estep, X, params, output, dtype)
+        check_is_fitted(self)
+        model = self._fitted_model()
+        X = validate_data(
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            reset=False,
+            ensure_all_finite="allow-nan",
+        )
+        data = self._source(
+            X,
+            None,
+            model.covariance,
+            center=model.weights @ model.means,
+            training=False,
+        )
+        return data, model
 
     def predict(self, X):
         """Most probable component of each row.
@@ -584,7 +552,9 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         labels : ndarray of shape (n_samples,)
             Component labels.
         """
-        return self._evaluate(X, "labels")
+        data, model = self._inference_source(X)
+        with single_threaded_blas():
+            return data.labels(model)
 
     def predict_proba(self, X):
         """Posterior probability of each component for each row.
@@ -599,7 +569,9 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         resp : ndarray of shape (n_samples, n_components)
             Responsibilities; each row sums to 1.
         """
-        return self._evaluate(X, "resp")
+        data, model = self._inference_source(X)
+        with single_threaded_blas():
+            return data.responsibilities(model)
 
     def score_samples(self, X):
         """Log-likelihood of each row under the model.
@@ -614,7 +586,9 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         log_prob : ndarray of shape (n_samples,)
             ``log p(x)`` of every row.
         """
-        return self._evaluate(X, "log_prob")
+        data, model = self._inference_source(X)
+        with single_threaded_blas():
+            return data.log_prob(model)
 
     def score(self, X, y=None, sample_weight=None):
         """Mean log-likelihood per sample of ``X``.
@@ -662,19 +636,14 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
                 f"Invalid value for 'n_samples': {n_samples!r}. The sampling "
                 "requires at least one sample."
             )
-        rng = check_random_state(self.random_state)
-        counts = rng.multinomial(n_samples, np.asarray(self.weights_, np.float64))
-        covariance = get_covariance(self.covariance_type)
-        X = covariance.sample(rng, self.means_, self.covariances_, counts)
-        y = np.repeat(np.arange(self.n_components), counts)
-        return X, y
+        # The attributes as they are (float32 stays float32), as scikit-learn.
+        return self._fitted_model(dtype=None).sample(
+            check_random_state(self.random_state), n_samples
+        )
 
     def _n_parameters(self) -> int:
         """Number of free parameters of the model."""
-        n_features = self.means_.shape[1]
-        covariance = get_covariance(self.covariance_type)
-        cov_params = covariance.n_covariance_parameters(self.n_components, n_features)
-        return int(cov_params + n_features * self.n_components + self.n_components - 1)
+        return self._fitted_model().n_parameters()
 
     def bic(self, X):
         """Bayesian information criterion of the model on ``X`` (lower is better).
@@ -736,10 +705,6 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
             )
 
 
-# Rows x components x features per E-step above which n_jobs=None uses threads.
-_THREADS_MIN_WORK = 5e7
-
-
 def _validate_sample_weight(sample_weight, X):
     """float64 weights, one per row, finite, non-negative and not all zero."""
     if sample_weight is None:
@@ -751,6 +716,18 @@ def _validate_sample_weight(sample_weight, X):
         # The wording of scikit-learn >= 1.8, whose check raises first there.
         raise ValueError("Sample weights must contain at least one non-zero number.")
     return sample_weight
+
+
+def _check_positive_weights(sample_weight, n_components):
+    """Every component needs at least one row of positive weight to start from."""
+    if sample_weight is None:
+        return
+    n_positive = int(np.count_nonzero(sample_weight))
+    if n_positive < n_components:
+        raise ValueError(
+            f"sample_weight has {n_positive} positive value(s), fewer than "
+            f"n_components = {n_components}; each component needs a row."
+        )
 
 
 def _check_shape(param, shape, name):

@@ -11,8 +11,7 @@ import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
 
 from ._em import params_from_stats
-from ._params import MixtureParams
-from ._stats import ChunkedEStep
+from ._model import Mixture
 
 
 def initial_assignment(
@@ -47,10 +46,8 @@ def initial_assignment(
     return {"labels": labels}
 
 
-def initial_params(
-    estep: ChunkedEStep,
-    x: np.ndarray,
-    sample_weight: np.ndarray | None,
+def initial_model(
+    source,
     *,
     init_params: str,
     random_state: np.random.RandomState,
@@ -58,20 +55,26 @@ def initial_params(
     weights_init: np.ndarray | None = None,
     means_init: np.ndarray | None = None,
     precisions_init: np.ndarray | None = None,
-) -> MixtureParams:
+) -> Mixture:
     """Starting parameters; user-given values take precedence over drawn ones.
 
-    Random draws happen only when some of the three user values are missing,
-    exactly as in scikit-learn.
+    ``source`` is a data source (see :mod:`._data`). Random draws happen only
+    when some of the three user values are missing, exactly as in
+    scikit-learn.
     """
-    covariance = estep.covariance
+    covariance = source.covariance
     drawn = None
     if weights_init is None or means_init is None or precisions_init is None:
         assignment = initial_assignment(
-            x, sample_weight, estep.n_components, init_params, random_state
+            source.init_view(),
+            source.sample_weight,
+            source.n_components,
+            init_params,
+            random_state,
         )
-        stats = estep.accumulate_given(x, sample_weight, **assignment)
-        drawn = params_from_stats(stats, covariance, estep.center, reg_covar)
+        drawn = params_from_stats(
+            source.stats_given(**assignment), covariance, reg_covar
+        )
     weights = drawn.weights if weights_init is None else weights_init
     means = drawn.means if means_init is None else means_init
     if precisions_init is None:
@@ -79,9 +82,10 @@ def initial_params(
     else:
         covariances = covariance.covariances_from_precisions(precisions_init)
         precisions_cholesky = covariance.cholesky_from_precisions(precisions_init)
-    return MixtureParams(
-        weights=np.asarray(weights, dtype=np.float64),
-        means=np.asarray(means, dtype=np.float64),
-        covariances=np.asarray(covariances, dtype=np.float64),
-        precisions_cholesky=np.asarray(precisions_cholesky, dtype=np.float64),
+
+    def f64(a):
+        return np.asarray(a, dtype=np.float64)
+
+    return Mixture(
+        f64(weights), f64(means), f64(covariances), f64(precisions_cholesky), covariance
     )

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ._em import params_from_stats
-from ._missing import Rows, accumulate_rows
-from ._params import MixtureParams
-from ._stats import ChunkedEStep, SuffStats
+from ._model import Mixture
+from ._stats import SuffStats
 
 
 @dataclass
@@ -27,7 +28,7 @@ class OnlineState:
 
     stats: SuffStats | None
     n_updates: int
-    center: object
+    center: np.ndarray
 
 
 def step_size(n_updates: int, decay: float, offset: float) -> float:
@@ -38,38 +39,29 @@ def step_size(n_updates: int, decay: float, offset: float) -> float:
 
 
 def online_step(
+    source,
     state: OnlineState,
-    estep: ChunkedEStep,
-    rows: Rows,
-    params: MixtureParams,
+    model: Mixture,
     *,
     reg_covar: float,
     decay: float,
     offset: float,
-) -> tuple[OnlineState, MixtureParams, float]:
-    """One stepwise-EM update from a batch.
+) -> tuple[OnlineState, Mixture, float]:
+    """One stepwise-EM update from a batch, a data source (see :mod:`._data`).
 
     Returns the new state, the new parameters and the batch's mean
-    log-likelihood under the parameters it was given.
+    log-likelihood under the parameters it was given. Running statistics are
+    kept about the state's fixed centre, so batches whose narrow components
+    were summarised about their own means blend correctly.
     """
-    batch = accumulate_rows(estep, rows, params)
-    per_sample = SuffStats(
-        batch.moments / batch.total_weight,
-        batch.log_likelihood / batch.total_weight,
-        1.0,
-    )
+    covariance = source.covariance
+    batch = source.stats(model).per_sample()
+    batch = batch.recentered(state.center, covariance)
     eta = step_size(state.n_updates, decay, offset)
-    if state.stats is None or eta == 1.0:
-        running = per_sample
-    else:
-        running = SuffStats(
-            (1.0 - eta) * state.stats.moments + eta * per_sample.moments,
-            (1.0 - eta) * state.stats.log_likelihood + eta * per_sample.log_likelihood,
-            1.0,
-        )
-    new_params = params_from_stats(running, estep.covariance, estep.center, reg_covar)
+    running = batch if state.stats is None else state.stats.blend(batch, eta)
+    new_model = params_from_stats(running, covariance, reg_covar)
     return (
         OnlineState(running, state.n_updates + 1, state.center),
-        new_params,
-        per_sample.log_likelihood,
+        new_model,
+        batch.log_likelihood,
     )

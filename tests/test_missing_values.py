@@ -8,7 +8,8 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
 from sklearn_em import GaussianMixture
-from sklearn_em._missing import split_rows
+from sklearn_em._covariance import get_covariance
+from sklearn_em._data import TrainingData
 from sklearn_em.datasets import make_three_gaussians
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
@@ -43,9 +44,9 @@ def X():
 
 
 def test_complete_data_takes_the_fast_path_uncopied(X):
-    rows = split_rows(X)
-    assert rows.x is X
-    assert rows.groups == [] and rows.index is None
+    data = TrainingData(X, None, get_covariance("full"), 3)
+    assert data.X is X and data.init_view() is X
+    assert not data.has_missing and data.missing is None
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)

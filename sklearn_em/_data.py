@@ -1,0 +1,424 @@
+"""Data as a source of statistics: the seam between the EM loop and the engines.
+
+The protocol
+------------
+The EM loop (:func:`._em.run_em`), the online step (:func:`._online.online_step`)
+and initialisation (:mod:`._init`) know the data only through these members;
+a new engine (compiled, Dask, GPU) is a new source implementing them, or a new
+kernel behind this one, and nothing else changes:
+
+``n_features``, ``n_components``, ``covariance``
+    The problem's shape and covariance operations.
+``center`` : ndarray (n_features,)
+    Fixed point that statistics are taken about (near the data mean).
+``variance_scale`` : float
+    Mean variance of the features, the scale of numerical thresholds.
+``stats(model) -> SuffStats``
+    One E-step: summed statistics and log-likelihood of every row under
+    ``model``, with moments about ``centers_for(model)``.
+``stats_given(resp=None, labels=None) -> SuffStats``
+    Statistics for given responsibilities ``(n, k)`` or hard ``labels`` (-1:
+    no component), on the view initialisation uses.
+``init_view() -> ndarray``
+    The rows initialisation draws from (k-means cannot take NaN: missing
+    values are replaced by their column means).
+``worst_rows(model, count) -> ndarray (count, n_features)``
+    The rows ``model`` explains worst (of positive weight), for re-seeding
+    collapsed components; missing coordinates filled by column means.
+``log_prob(model)``, ``responsibilities(model)``, ``labels(model)``
+    Per-row ``log p(x)`` (n,), posteriors (n, k) and most probable components
+    (n,), in the rows' order and the data's dtype.
+
+A source is built once per ``fit``, ``partial_fit`` or inference call. This one
+holds an in-memory array and runs two kernels over chunks of its rows, on the
+shared thread pool: :class:`._dense.DenseKernel` for complete rows and
+:class:`._missing.MissingKernel` for rows with NaN. Memory beyond ``X`` is a
+few chunks per thread, whatever the number of rows.
+"""
+
+from __future__ import annotations
+
+import operator
+from functools import reduce
+
+import numpy as np
+
+from ._covariance import Covariance
+from ._dense import DenseKernel, default_chunk_size
+from ._missing import MissingKernel
+from ._model import Mixture
+from ._stats import SuffStats, argmax_rows, normalize
+from ._threads import executor, n_threads
+
+# Rows per pass of the one-off summaries (mean, missing-value checks).
+_SUMMARY_ROWS = 1 << 16
+
+
+def _row_blocks(n: int, size: int):
+    return ((s, min(s + size, n)) for s in range(0, n, size))
+
+
+def has_missing(X: np.ndarray) -> bool:
+    """Whether ``X`` (finite apart from NaN) may have a NaN: one fast reduction.
+
+    The sum of finite values cannot be NaN unless overflows of both signs meet,
+    so this costs one contiguous pass instead of a boolean mask of X; a false
+    positive only costs the masks that then find nothing.
+    """
+    return bool(np.isnan(X.sum(dtype=np.float64)))
+
+
+def column_means(X: np.ndarray, sample_weight: np.ndarray | None) -> np.ndarray:
+    """Per-column (weighted) mean over the observed values, in float64.
+
+    Accumulated over blocks of rows, so no temporary grows with ``n``.
+    """
+    n, d = X.shape
+    totals, weights = np.zeros(d), np.zeros(d)
+    for start, stop in _row_blocks(n, _SUMMARY_ROWS):
+        x = np.asarray(X[start:stop], dtype=np.float64)
+        observed = ~np.isnan(x)
+        w = (
+            observed
+            if sample_weight is None
+            else observed * sample_weight[start:stop, None]
+        )
+        totals += (np.where(observed, x, 0.0) * w).sum(axis=0)
+        weights += w.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return totals / weights
+
+
+def variance_scale(
+    X: np.ndarray, sample_weight: np.ndarray | None = None, max_rows: int = 10_000
+) -> float:
+    """Mean over features of the (weighted) variance of the observed values.
+
+    Only a scale for numerical thresholds, so an evenly strided subsample of at
+    most ``max_rows`` rows is enough (and keeps this off the cost of a fit).
+    """
+    step = max(1, len(X) // max_rows)
+    X = X[::step]
+    if sample_weight is not None:
+        sample_weight = sample_weight[::step]
+        if not sample_weight.any():
+            return 0.0
+    deviation = X - column_means(X, sample_weight)
+    with np.errstate(invalid="ignore"):
+        scale = np.nanmean(column_means(deviation * deviation, sample_weight))
+    return float(scale) if np.isfinite(scale) else 0.0
+
+
+def check_missing(X: np.ndarray, training: bool) -> bool:
+    """Whether ``X`` has NaN; raise for rows (and, in training, features)
+    with nothing observed."""
+    if not has_missing(X):
+        return False
+    n, d = X.shape
+    any_missing = False
+    seen = np.zeros(d, dtype=bool)
+    for start, stop in _row_blocks(n, _SUMMARY_ROWS):
+        missing = np.isnan(X[start:stop])
+        empty = missing.all(axis=1)
+        if empty.any():
+            rows = np.flatnonzero(empty) + start
+            n_empty = sum(
+                int(np.isnan(X[a:b]).all(axis=1).sum())
+                for a, b in _row_blocks(n, _SUMMARY_ROWS)
+            )
+            raise ValueError(
+                f"{n_empty} row(s) of X have every feature missing (NaN), e.g. "
+                f"row {rows[0]}; such rows carry no information: drop them."
+            )
+        any_missing = any_missing or bool(missing.any())
+        seen |= ~missing.all(axis=0)
+    if training and not seen.all():
+        columns = np.flatnonzero(~seen)
+        raise ValueError(
+            f"{len(columns)} feature(s) of X are missing (NaN) in every row, e.g. "
+            f"feature {columns[0]}; a feature needs observed values to be modelled."
+        )
+    return any_missing
+
+
+class TrainingData:
+    """An in-memory data set as a source of statistics (see the module docstring).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Validated float32 or float64 rows; NaN marks a missing value.
+    sample_weight : ndarray of shape (n_samples,) or None
+        Validated non-negative float64 weights.
+    covariance : Covariance
+    n_components : int
+    chunk_size : int or None
+        Rows per chunk; ``None`` picks one that keeps the buffers in cache.
+    n_jobs : int or None
+        Threads, by the policy of :func:`._threads.n_threads`.
+    center : ndarray of shape (n_features,) or None
+        Fixed point of the statistics; by default the (weighted) column means.
+    training : bool
+        Whether to require every feature observed somewhere.
+    """
+
+    def __init__(
+        self,
+        X: np.ndarray,
+        sample_weight: np.ndarray | None,
+        covariance: Covariance,
+        n_components: int,
+        *,
+        chunk_size: int | None = None,
+        n_jobs: int | None = None,
+        center: np.ndarray | None = None,
+        training: bool = True,
+    ):
+        self.X = X
+        self.sample_weight = sample_weight
+        self.covariance = covariance
+        self.n_components = n_components
+        self.n_samples, self.n_features = X.shape
+        self.has_missing = check_missing(X, training)
+        self.center = column_means(X, sample_weight) if center is None else center
+        self.variance_scale = variance_scale(X, sample_weight)
+        q = covariance.n_features_total(self.n_features)
+        self.chunk_size = max(
+            1,
+            min(chunk_size or default_chunk_size(q, n_components), self.n_samples),
+        )
+        self.n_threads = max(1, n_threads(n_jobs, self.n_samples, n_components * q))
+        self.dense = DenseKernel(
+            covariance,
+            self.n_features,
+            n_components,
+            self.center,
+            self.n_features * self.variance_scale,
+            self.chunk_size,
+        )
+        self.missing = (
+            MissingKernel(covariance, self.n_features, n_components)
+            if self.has_missing
+            else None
+        )
+        self._workspaces: list = []
+        self._imputed = None
+
+    @property
+    def total_weight(self) -> float:
+        if self.sample_weight is None:
+            return float(self.n_samples)
+        return float(self.sample_weight.sum())
+
+    # -- running the kernels over chunks --
+    def _map_ranges(self, work) -> list:
+        """Run ``work(workspace, start, stop)`` over contiguous row ranges.
+
+        One range per thread, each a whole number of chunks; returns the
+        results in row order so that reductions are deterministic and results
+        do not depend on timing.
+        """
+        n, size = self.n_samples, self.chunk_size
+        n_chunks = -(-n // size)
+        n_workers = min(self.n_threads, n_chunks)
+        while len(self._workspaces) < n_workers:
+            self._workspaces.append(self.dense.workspace())
+        if n_workers <= 1:
+            return [work(self._workspaces[0], 0, n)]
+        bounds = [
+            min(n, (i * n_chunks // n_workers) * size) for i in range(n_workers + 1)
+        ]
+        # Callers hold BLAS to one thread (see _threads.single_threaded_blas).
+        futures = [
+            executor().submit(work, self._workspaces[i], bounds[i], bounds[i + 1])
+            for i in range(n_workers)
+        ]
+        return [future.result() for future in futures]
+
+    def _chunks(self, first: int, last: int):
+        """``(start, stop, x, split)`` per chunk; ``split`` is ``None`` for a
+        chunk without NaN, else ``(complete_rows, incomplete_rows, mask)``."""
+        for start in range(first, last, self.chunk_size):
+            stop = min(start + self.chunk_size, last)
+            x = self.X[start:stop]
+            split = None
+            if self.missing is not None:
+                mask = np.isnan(x)
+                incomplete = mask.any(axis=1)
+                if incomplete.any():
+                    rows = np.flatnonzero(incomplete)
+                    split = (np.flatnonzero(~incomplete), rows, mask[rows])
+            yield start, stop, x, split
+
+    def _weights(self, start, stop, rows=None):
+        if self.sample_weight is None:
+            return None
+        w = self.sample_weight[start:stop]
+        return w if rows is None else w[rows]
+
+    # -- the protocol --
+    def stats(self, model: Mixture) -> SuffStats:
+        prep = self.dense.prepare(model)
+        missing = None
+        if self.missing is not None:
+            missing = self.missing.prepare(model, prep.centers)
+        k, q = self.n_components, self.dense.q
+
+        def work(ws, first, last):
+            moments = np.zeros((k, q))
+            log_likelihood = 0.0
+            for start, stop, x, split in self._chunks(first, last):
+                if split is None:
+                    m, ll = self.dense.stats(ws, x, self._weights(start, stop), prep)
+                    moments += m
+                    log_likelihood += ll
+                    continue
+                complete, incomplete, mask = split
+                if len(complete):
+                    m, ll = self.dense.stats(
+                        ws, x[complete], self._weights(start, stop, complete), prep
+                    )
+                    moments += m
+                    log_likelihood += ll
+                m, ll = self.missing.stats(
+                    x[incomplete],
+                    mask,
+                    self._weights(start, stop, incomplete),
+                    missing,
+                )
+                moments += m
+                log_likelihood += ll
+            return SuffStats(moments, prep.centers, log_likelihood, 0.0)
+
+        stats = reduce(operator.add, self._map_ranges(work))
+        stats.total_weight = self.total_weight
+        return stats
+
+    def init_view(self) -> np.ndarray:
+        if not self.has_missing:
+            return self.X
+        if self._imputed is None:
+            means = self.center.astype(self.X.dtype)
+            self._imputed = np.where(np.isnan(self.X), means, self.X)
+        return self._imputed
+
+    def stats_given(
+        self, resp: np.ndarray | None = None, labels: np.ndarray | None = None
+    ) -> SuffStats:
+        x_all = self.init_view()
+        components = np.arange(self.n_components)[:, None]
+
+        def work(ws, first, last):
+            moments = np.zeros((self.n_components, self.dense.q))
+            for start in range(first, last, self.chunk_size):
+                stop = min(start + self.chunk_size, last)
+                if resp is not None:
+                    r = np.array(resp[start:stop].T, dtype=np.float64)
+                else:
+                    r = (labels[start:stop] == components).astype(np.float64)
+                w = self._weights(start, stop)
+                if w is not None:
+                    r *= w
+                moments += self.dense.given_moments(ws, x_all[start:stop], r)
+            return SuffStats(moments, self._common_centers(), 0.0, 0.0)
+
+        stats = reduce(operator.add, self._map_ranges(work))
+        stats.total_weight = self.total_weight
+        return stats
+
+    def _common_centers(self):
+        return np.broadcast_to(self.center, (self.n_components, self.n_features))
+
+    def _log_prob(self, model: Mixture, emit) -> None:
+        """Weighted log-densities (k, m) of every chunk, handed to
+        ``emit(start, stop, rows, log_prob)`` (``rows`` selects within the
+        chunk, ``None`` for all of it)."""
+        prep = self.dense.prepare(model)
+        missing = None
+        if self.missing is not None:
+            missing = self.missing.prepare(model, prep.centers)
+
+        def work(ws, first, last):
+            for start, stop, x, split in self._chunks(first, last):
+                if split is None:
+                    emit(start, stop, None, self.dense.log_prob(ws, x, prep)[1])
+                    continue
+                complete, incomplete, mask = split
+                if len(complete):
+                    log_prob = self.dense.log_prob(ws, x[complete], prep)[1]
+                    emit(start, stop, complete, log_prob)
+                log_prob = self.missing.log_prob(x[incomplete], mask, missing)
+                emit(start, stop, incomplete, log_prob)
+
+        self._map_ranges(work)
+
+    def _posterior(self, model: Mixture, emit) -> None:
+        """Like :meth:`_log_prob`, with ``emit(start, stop, rows, resp, log_norm)``."""
+
+        def normalized(start, stop, rows, log_prob):
+            log_norm = normalize(log_prob)
+            emit(start, stop, rows, log_prob, log_norm)
+
+        self._log_prob(model, normalized)
+
+    @staticmethod
+    def _put(out, start, stop, rows, values):
+        if rows is None:
+            out[start:stop] = values
+        else:
+            out[start:stop][rows] = values
+
+    def log_prob(self, model: Mixture) -> np.ndarray:
+        out = np.empty(self.n_samples, dtype=self.X.dtype)
+        self._posterior(
+            model, lambda a, b, rows, r, log_norm: self._put(out, a, b, rows, log_norm)
+        )
+        return out
+
+    def responsibilities(self, model: Mixture) -> np.ndarray:
+        out = np.empty((self.n_samples, self.n_components), dtype=self.X.dtype)
+        self._posterior(
+            model, lambda a, b, rows, resp, _: self._put(out, a, b, rows, resp.T)
+        )
+        return out
+
+    def labels(self, model: Mixture) -> np.ndarray:
+        out = np.empty(self.n_samples, dtype=np.intp)
+
+        def emit(start, stop, rows, log_prob):
+            best = np.empty(log_prob.shape[1], dtype=np.intp)
+            argmax_rows(log_prob, best)
+            self._put(out, start, stop, rows, best)
+
+        self._log_prob(model, emit)
+        return out
+
+    def worst_rows(self, model: Mixture, count: int) -> np.ndarray:
+        """Rows of lowest ``log p(x)``, worst first; never rows of zero weight.
+
+        Memory stays bounded: each chunk keeps only its ``count`` best
+        candidates.
+        """
+        parts = []
+
+        def keep_lowest(values, indices):
+            if len(values) > count:
+                keep = np.argpartition(values, count - 1)[:count]
+                values, indices = values[keep], indices[keep]
+            return values, indices
+
+        def emit(start, stop, rows, resp, log_norm):
+            index = np.arange(start, stop) if rows is None else rows + start
+            if self.sample_weight is not None:
+                log_norm[self.sample_weight[index] <= 0] = np.inf
+            parts.append(keep_lowest(log_norm, index))
+
+        self._posterior(model, emit)
+        # Threads finish in any order: put the parts in row order first.
+        parts.sort(key=lambda part: part[1][0] if len(part[1]) else -1)
+        values, indices = keep_lowest(
+            np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        )
+        order = np.lexsort((indices, values))
+        rows = indices[order][values[order] < np.inf]
+        return np.where(np.isnan(self.X[rows]), self.center, self.X[rows])

@@ -1,0 +1,219 @@
+"""The complete-row E-step kernel: two matrix products per chunk.
+
+A chunk of rows ``x`` is centred on a fixed point ``c`` (``y = x - c``) and
+turned into feature rows ``F = [1, y, second-order(y)]``. Then
+
+* the weighted log-density of every component is one matrix product ``W @ F``;
+* the statistics of every component are one more, ``R @ F.T``, where ``R`` holds
+  the (sample-weighted) responsibilities.
+
+Arrays keep components on the leading axis, ``(k, m)``: numpy reduces over the
+leading axis of a C-ordered array many times faster than over a short last
+axis. Chunks are small enough to keep every temporary in cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._covariance import Covariance
+from ._model import Mixture
+from ._stats import SAFE_LOG, normalize, normalize_unshifted
+
+# Bytes of per-chunk working set to aim for: roughly an L2 cache.
+_CHUNK_BYTES = 1 << 21
+_MIN_CHUNK, _MAX_CHUNK = 16, 32768
+
+# Above this, ``precision * |x - c|^2`` (rows' squared distance from the common
+# centre ``c``, against the component's largest precision) makes the expanded
+# quadratic forms lose more than ~6 of float64's 16 digits, and the component
+# is handled about its own mean, with the direct Cholesky form, instead.
+_MAX_EXPANSION = 1e6
+
+
+def default_chunk_size(n_rows_features: int, n_components: int) -> int:
+    """Rows per chunk so that the ``(q + k, m)`` float64 buffers stay in cache."""
+    rows = _CHUNK_BYTES // (8 * (n_rows_features + n_components))
+    return int(min(_MAX_CHUNK, max(_MIN_CHUNK, rows)))
+
+
+@dataclass
+class Prepared:
+    """What one set of parameters means for the kernel, computed once per pass.
+
+    ``w_matrix`` maps feature rows to weighted log-densities; ``local`` lists
+    the components handled about their own means (with their centres, peak
+    log-densities and precision Cholesky matrices); ``centers`` is the point
+    each component's moments are taken about; ``unshifted`` says that no peak
+    density can overflow ``exp``.
+    """
+
+    model: Mixture
+    w_matrix: np.ndarray
+    local: np.ndarray
+    peaks: np.ndarray
+    cholesky: np.ndarray | None
+    centers: np.ndarray
+    unshifted: bool
+
+
+class Workspace:
+    """Per-thread buffers for one chunk: feature rows and log-densities."""
+
+    def __init__(self, q: int, n_components: int, chunk_size: int):
+        self.f = np.empty(q * chunk_size)
+        self.log_prob = np.empty(n_components * chunk_size)
+        self._f_local = None
+
+    @property
+    def f_local(self) -> np.ndarray:
+        """Features about a component's own centre; rarely needed, so lazy."""
+        if self._f_local is None:
+            self._f_local = np.empty_like(self.f)
+        return self._f_local
+
+
+class DenseKernel:
+    """The E-step on complete rows, one chunk at a time.
+
+    Parameters
+    ----------
+    covariance : Covariance
+        Operations of the covariance type.
+    n_features, n_components : int
+    center : ndarray of shape (n_features,)
+        Fixed point the data are centred on before any product is formed; close
+        to the data mean it keeps second moments accurate far from the origin.
+    spread : float
+        Typical squared distance of rows from ``center`` (the summed variance
+        of the features), to judge when the expanded quadratic forms would lose
+        precision.
+    chunk_size : int
+        Largest number of rows per chunk, to size the buffers.
+    """
+
+    def __init__(
+        self,
+        covariance: Covariance,
+        n_features: int,
+        n_components: int,
+        center: np.ndarray,
+        spread: float,
+        chunk_size: int,
+    ):
+        self.covariance = covariance
+        self.n_features = n_features
+        self.n_components = n_components
+        self.center = np.asarray(center, dtype=np.float64)
+        self.spread = float(spread)
+        self.q = covariance.n_features_total(n_features)
+        self.chunk_size = chunk_size
+
+    def workspace(self) -> Workspace:
+        return Workspace(self.q, self.n_components, self.chunk_size)
+
+    def prepare(self, model: Mixture) -> Prepared:
+        """Log-density weights, and the components too narrow for them.
+
+        Very narrow or ill-conditioned components, near or far from the data
+        mean, get their log-densities from the direct form ``|(x - mu) U|^2``
+        and their statistics about their own means (extra work per chunk, only
+        for them), so they keep full precision.
+        """
+        k = self.n_components
+        w_matrix = self.covariance.log_prob_weights(
+            model.log_weights(), model.means - self.center, model.precisions_cholesky
+        )
+        peaks = model.log_peaks()
+        distance2 = ((model.means - self.center) ** 2).sum(axis=1)
+        precision = self.covariance.largest_precision(model.precisions_cholesky, k)
+        local = np.flatnonzero(precision * (distance2 + self.spread) > _MAX_EXPANSION)
+        centers = np.tile(self.center, (k, 1))
+        cholesky = None
+        if len(local):
+            centers[local] = model.means[local]
+            cholesky = self.covariance.cholesky_matrices(
+                model.precisions_cholesky, k, self.n_features
+            )
+        return Prepared(
+            model,
+            w_matrix,
+            local,
+            peaks,
+            cholesky,
+            centers,
+            bool(peaks.max() < SAFE_LOG),
+        )
+
+    def features(
+        self, ws: Workspace, x: np.ndarray, center: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Feature rows ``[1, y, second-order(y)]`` of a chunk, shape ``(q, m)``.
+
+        ``y = x - center`` (the common centre by default). Computed in float64
+        whatever the input dtype, so float32 data gets float64 statistics.
+        """
+        m, d = x.shape
+        buffer = ws.f if center is None else ws.f_local
+        center = self.center if center is None else center
+        f = buffer[: self.q * m].reshape(self.q, m)
+        f[0] = 1.0
+        np.subtract(x.T, center[:, None], out=f[1 : d + 1])
+        self.covariance.second_order_features(f[1 : d + 1], f[d + 1 :])
+        return f
+
+    def log_prob(
+        self, ws: Workspace, x: np.ndarray, prep: Prepared
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Feature rows and ``log pi_k + log N_k(x)`` (k, m) of a chunk."""
+        f = self.features(ws, x)
+        m = f.shape[1]
+        out = ws.log_prob[: self.n_components * m].reshape(self.n_components, m)
+        log_prob = np.matmul(prep.w_matrix, f, out=out)
+        for j in prep.local:
+            z = (x - prep.model.means[j]) @ prep.cholesky[j]
+            log_prob[j] = prep.peaks[j] - 0.5 * np.einsum("md,md->m", z, z)
+        return f, log_prob
+
+    def posterior(
+        self, ws: Workspace, x: np.ndarray, prep: Prepared
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Features, responsibilities (k, m) and ``log p(x)`` (m,) of a chunk."""
+        f, log_prob = self.log_prob(ws, x, prep)
+        if prep.unshifted:
+            log_norm = normalize_unshifted(log_prob)
+            if log_norm is not None:
+                return f, log_prob, log_norm
+            f, log_prob = self.log_prob(ws, x, prep)
+        return f, log_prob, normalize(log_prob)
+
+    def moments(
+        self, ws: Workspace, x: np.ndarray, f: np.ndarray, r: np.ndarray, prep
+    ) -> np.ndarray:
+        """``r @ F.T`` (k, q), with local components about their own centres.
+
+        ``r`` holds the (weighted) responsibilities, ``f`` the chunk's feature
+        rows about the common centre.
+        """
+        moments = r @ f.T
+        for j in prep.local:
+            # Replace, never correct: the common-centre moments of these
+            # components are exactly what lost the digits.
+            moments[j] = r[j] @ self.features(ws, x, prep.centers[j]).T
+        return moments
+
+    def stats(
+        self, ws: Workspace, x: np.ndarray, w: np.ndarray | None, prep: Prepared
+    ) -> tuple[np.ndarray, float]:
+        """Moments (k, q) and summed weighted log-likelihood of a chunk."""
+        f, resp, log_norm = self.posterior(ws, x, prep)
+        if w is None:
+            return self.moments(ws, x, f, resp, prep), float(log_norm.sum())
+        resp *= w
+        return self.moments(ws, x, f, resp, prep), float(w @ log_norm)
+
+    def given_moments(self, ws: Workspace, x: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """Moments about the common centre for given responsibilities (k, m)."""
+        return r @ self.features(ws, x).T

@@ -1,0 +1,86 @@
+"""The fitted model as a value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._covariance import LOG_2PI, Covariance
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """A Gaussian mixture (fitted or initial), in scikit-learn's conventions.
+
+    Always float64; the estimator casts to the input's dtype at the end.
+
+    Attributes
+    ----------
+    weights : ndarray of shape (n_components,)
+    means : ndarray of shape (n_components, n_features)
+    covariances : ndarray
+        Shape per covariance type, as ``covariances_`` in scikit-learn.
+    precisions_cholesky : ndarray
+        Same shape as ``covariances``: upper-triangular ``U`` with ``U U^T``
+        the precision.
+    covariance : Covariance
+        The operations of the model's covariance type.
+    """
+
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+    precisions_cholesky: np.ndarray
+    covariance: Covariance
+
+    @property
+    def n_components(self) -> int:
+        return self.means.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.means.shape[1]
+
+    @property
+    def precisions(self) -> np.ndarray:
+        return self.covariance.precisions_from_cholesky(self.precisions_cholesky)
+
+    def log_weights(self) -> np.ndarray:
+        """``log pi_k``; ``-inf`` for a component of weight 0."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.weights)
+
+    def log_peaks(self) -> np.ndarray:
+        """``log pi_k + log N_k(mu_k)``: each weighted density at its mean."""
+        return (
+            self.log_weights()
+            + self.covariance.log_det_cholesky(
+                self.precisions_cholesky, self.n_features
+            )
+            - 0.5 * self.n_features * LOG_2PI
+        )
+
+    def full_covariances(self) -> np.ndarray:
+        """Covariances as a ``(k, d, d)`` stack."""
+        return self.covariance.full_covariances(
+            self.covariances, self.n_components, self.n_features
+        )
+
+    def full_precisions(self) -> np.ndarray:
+        """Precisions as a ``(k, d, d)`` stack."""
+        chol = self.covariance.cholesky_matrices(
+            self.precisions_cholesky, self.n_components, self.n_features
+        )
+        return chol @ np.swapaxes(chol, -1, -2)
+
+    def n_parameters(self) -> int:
+        """Number of free parameters: weights, means and covariances."""
+        k, d = self.means.shape
+        return int(self.covariance.n_covariance_parameters(k, d) + d * k + k - 1)
+
+    def sample(self, rng: np.random.RandomState, n_samples: int):
+        """``n_samples`` rows drawn as scikit-learn draws them, and their labels."""
+        counts = rng.multinomial(n_samples, np.asarray(self.weights, np.float64))
+        X = self.covariance.sample(rng, self.means, self.covariances, counts)
+        return X, np.repeat(np.arange(self.n_components), counts)
