@@ -74,6 +74,20 @@ class Covariance:
         """
         raise NotImplementedError
 
+    def second_order_matrix(self, second: np.ndarray, n_features: int) -> np.ndarray:
+        """A (..., d, d) matrix whose :meth:`second_order_of` is ``second``.
+
+        Exact for 'full'/'tied'; for 'diag' the off-diagonal and for
+        'spherical' the split of the trace are not in the statistics, so they
+        come out as zero and as an equal share: harmless wherever the
+        components' covariances are diagonal, which is all these types have.
+        """
+        raise NotImplementedError
+
+    def restrict(self, covariances: np.ndarray, observed: np.ndarray) -> np.ndarray:
+        """Covariances of the marginal distribution of the ``observed`` features."""
+        raise NotImplementedError
+
     # -- statistics -> parameters --
     def covariances_from_moments(
         self,
@@ -214,13 +228,17 @@ def _chol_upper_of_inverse(covariances: np.ndarray) -> np.ndarray:
     definite.
     """
     bad = ~np.isfinite(covariances).all(axis=(1, 2))
-    if not bad.any():
-        try:
-            lower = np.linalg.cholesky(covariances)
-        except np.linalg.LinAlgError:
-            bad = np.array([not _is_positive_definite(c) for c in covariances])
     if bad.any():
+        # Name every offending matrix, not only the non-finite ones.
+        bad |= np.array(
+            [not _is_positive_definite(c) for c in np.nan_to_num(covariances)]
+        )
         raise IllDefinedCovariance(bad)
+    try:
+        lower = np.linalg.cholesky(covariances)
+    except np.linalg.LinAlgError:
+        bad = np.array([not _is_positive_definite(c) for c in covariances])
+        raise IllDefinedCovariance(bad if bad.any() else ~bad) from None
     out = np.empty_like(lower)
     for k, factor in enumerate(lower):
         inverse, info = linalg.lapack.dtrtri(factor, lower=1)
@@ -264,6 +282,9 @@ class _MatrixCovariance(Covariance):
     def second_order_of(self, matrix):
         rows, cols = _triu(matrix.shape[-1])
         return matrix[..., rows, cols]
+
+    def second_order_matrix(self, second, n_features):
+        return self._unpack(second, n_features)
 
     @staticmethod
     def _unpack(packed: np.ndarray, n_features: int) -> np.ndarray:
@@ -334,6 +355,9 @@ class FullCovariance(_MatrixCovariance):
     def full_covariances(self, covariances, n_components, n_features):
         return covariances
 
+    def restrict(self, covariances, observed):
+        return covariances[:, observed][:, :, observed]
+
     def sample(self, rng, means, covariances, counts):
         return np.vstack(
             [
@@ -396,6 +420,9 @@ class TiedCovariance(_MatrixCovariance):
     def full_covariances(self, covariances, n_components, n_features):
         return np.broadcast_to(covariances, (n_components, *covariances.shape))
 
+    def restrict(self, covariances, observed):
+        return covariances[observed][:, observed]
+
     def sample(self, rng, means, covariances, counts):
         return np.vstack(
             [
@@ -451,6 +478,15 @@ class DiagCovariance(_VectorCovariance):
     def second_order_of(self, matrix):
         return np.diagonal(matrix, axis1=-2, axis2=-1).copy()
 
+    def second_order_matrix(self, second, n_features):
+        out = np.zeros((*second.shape[:-1], n_features, n_features))
+        diagonal = np.arange(n_features)
+        out[..., diagonal, diagonal] = second
+        return out
+
+    def restrict(self, covariances, observed):
+        return covariances[:, observed]
+
     def covariances_from_moments(self, nk, centred_means, second, reg_covar):
         return second / nk[:, None] - centred_means**2 + reg_covar
 
@@ -492,6 +528,12 @@ class SphericalCovariance(_VectorCovariance):
 
     def second_order_of(self, matrix):
         return np.trace(matrix, axis1=-2, axis2=-1)[..., None]
+
+    def second_order_matrix(self, second, n_features):
+        return second[..., None] / n_features * np.eye(n_features)
+
+    def restrict(self, covariances, observed):
+        return covariances
 
     def covariances_from_moments(self, nk, centred_means, second, reg_covar):
         n_features = centred_means.shape[1]

@@ -108,12 +108,33 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
     Attributes
     ----------
     weights_ : ndarray of shape (n_components,)
+        The weight of each mixture component; they sum to 1.
     means_ : ndarray of shape (n_components, n_features)
+        The mean of each mixture component.
     covariances_ : ndarray
+        The covariance of each mixture component. The shape depends on
+        ``covariance_type``::
+
+            (n_components,)                        if 'spherical',
+            (n_features, n_features)               if 'tied',
+            (n_components, n_features)             if 'diag',
+            (n_components, n_features, n_features) if 'full'
+
     precisions_ : ndarray
+        The precision matrices (inverses of the covariances), same shape as
+        ``covariances_``. Storing precisions makes the log-density cheap to
+        evaluate.
     precisions_cholesky_ : ndarray
+        Cholesky factors of the precisions, same shape as ``covariances_``:
+        the upper-triangular ``U`` with ``U @ U.T == precisions_`` for
+        'full' (per component) and 'tied'; for 'diag' and 'spherical' the
+        square roots of the precisions.
     converged_ : bool
+        Whether the best initialization converged (``False`` after
+        :meth:`partial_fit`).
     n_iter_ : int
+        EM iterations of the best initialization (updates, after
+        :meth:`partial_fit`).
     lower_bound_ : float
         Mean log-likelihood per sample under the parameters entering the last
         iteration of the best initialization.
@@ -122,8 +143,10 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
     labels_ : ndarray of shape (n_samples,)
         Most probable component of each training row under the fitted model.
     n_features_in_ : int
+        Number of features seen during :term:`fit`.
     feature_names_in_ : ndarray of shape (n_features_in_,)
-        Defined only when ``X`` has string feature names.
+        Names of features seen during :term:`fit`. Defined only when ``X``
+        has feature names that are all strings.
 
     See Also
     --------

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import COVARIANCE_TYPES
 from sklearn.exceptions import NotFittedError
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
@@ -17,7 +18,6 @@ from sklearn_em import GaussianMixture, plotting
 from sklearn_em.__main__ import main, random_initial_parameters
 from sklearn_em.datasets import make_three_gaussians
 
-COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 REPO_ROOT = Path(sklearn_em.__file__).resolve().parent.parent
 # matplotlib is optional: the demo must work without it, only plots need it.
@@ -220,7 +220,6 @@ def test_ellipses_span_two_standard_deviations(data):
         )
 
 
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_every_covariance_type_expands_to_full_matrices(covariance_type, data):
     gmm = GaussianMixture(
         n_components=2, covariance_type=covariance_type, random_state=0
@@ -328,7 +327,6 @@ def test_plot_functions_create_pyplot_axes_when_none_are_given(data):
 
 
 @needs_matplotlib
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_plot_fit_writes_a_png_for_every_covariance_type(
     covariance_type, data, tmp_path
 ):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from _helpers import COVARIANCE_TYPES
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -26,7 +27,6 @@ from numpy.testing import assert_allclose
 
 from sklearn_em import GaussianMixture
 
-COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 ILL_DEFINED = "ill-defined empirical covariance"
 BOUND_RTOL = 1e-9
 

@@ -10,8 +10,6 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn_em import GaussianMixture
 from sklearn_em.datasets import make_three_gaussians
 
-COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
-
 
 @pytest.fixture(scope="module")
 def data():
@@ -45,7 +43,6 @@ def assert_same_fit(a, b, rtol=1e-8):
     assert_allclose(a.lower_bound_, b.lower_bound_, rtol=1e-10)
 
 
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_integer_weights_equal_repeated_rows(data, covariance_type):
     X, weights = data
     params = start(X, covariance_type)
@@ -58,7 +55,6 @@ def test_integer_weights_equal_repeated_rows(data, covariance_type):
     )
 
 
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_zero_weight_equals_dropping_the_row(data, covariance_type):
     X, _ = data
     weights = np.ones(len(X))
@@ -69,7 +65,6 @@ def test_zero_weight_equals_dropping_the_row(data, covariance_type):
     assert_same_fit(weighted, dropped)
 
 
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_scaling_all_weights_changes_nothing(data, covariance_type):
     X, weights = data
     params = start(X, covariance_type)

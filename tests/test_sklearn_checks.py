@@ -1,5 +1,6 @@
 """scikit-learn's estimator checks, all of them, on every covariance type."""
 
+from _helpers import COVARIANCE_TYPES
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_em import GaussianMixture
@@ -20,7 +21,7 @@ EXPECTED_FAILED_CHECKS: dict[str, str] = {
 @parametrize_with_checks(
     [
         GaussianMixture(covariance_type=covariance_type)
-        for covariance_type in ("full", "tied", "diag", "spherical")
+        for covariance_type in COVARIANCE_TYPES
     ],
     expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS,
 )

@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _helpers import COVARIANCE_TYPES
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
@@ -11,7 +12,6 @@ from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 from sklearn_em import GaussianMixture
 from sklearn_em.datasets import make_three_gaussians
 
-COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 RTOL = 1e-8
 
 
@@ -58,7 +58,6 @@ def fit_both(X, n_components, covariance_type, **kwargs):
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_fit_from_the_same_start_matches_sklearn(dataset, covariance_type):
     X = DATASETS[dataset]()
     n_components = 3 if dataset == "three_gaussians" else 5
@@ -120,7 +119,6 @@ def test_same_random_state_gives_sklearn_answer(covariance_type, init_params):
     assert_allclose(ours.lower_bound_, theirs.lower_bound_, rtol=1e-9)
 
 
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_warm_start_continues_like_sklearn(covariance_type):
     X = make_three_gaussians(900, random_state=2)[0]
     init = shared_start(X, 3, covariance_type)
@@ -136,7 +134,6 @@ def test_warm_start_continues_like_sklearn(covariance_type):
             assert_allclose(ours.lower_bound_, theirs.lower_bound_, rtol=1e-10)
 
 
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_sample_draws_what_sklearn_draws(covariance_type):
     X = make_three_gaussians(600, random_state=0)[0]
     ours, theirs = fit_both(X, 3, covariance_type, random_state=5)
