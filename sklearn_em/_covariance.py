@@ -127,9 +127,17 @@ class Covariance:
         raise NotImplementedError
 
     def largest_precision(
-        self, precisions_cholesky: np.ndarray, n_components: int
+        self,
+        precisions_cholesky: np.ndarray,
+        n_components: int,
+        scale: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Upper bound of each component's largest precision eigenvalue, (k,)."""
+        """Upper bound of each component's largest precision eigenvalue, (k,).
+
+        With ``scale`` (d,), of ``D^1/2 P D^1/2`` for ``D = diag(scale)``: the
+        precision in units of each feature's own variance, so that a narrow
+        feature is judged against its own spread.
+        """
         raise NotImplementedError
 
     def log_det_cholesky(self, precisions_cholesky: np.ndarray, n_features: int):
@@ -337,8 +345,11 @@ class FullCovariance(_MatrixCovariance):
     def log_det_cholesky(self, precisions_cholesky, n_features):
         return np.log(np.diagonal(precisions_cholesky, axis1=1, axis2=2)).sum(axis=1)
 
-    def largest_precision(self, precisions_cholesky, n_components):
-        return (precisions_cholesky**2).sum(axis=(1, 2))
+    def largest_precision(self, precisions_cholesky, n_components, scale=None):
+        squares = precisions_cholesky**2
+        if scale is not None:
+            squares = squares * scale[:, None]
+        return squares.sum(axis=(1, 2))
 
     def cholesky_matrices(self, precisions_cholesky, n_components, n_features):
         return precisions_cholesky
@@ -400,8 +411,11 @@ class TiedCovariance(_MatrixCovariance):
     def log_det_cholesky(self, precisions_cholesky, n_features):
         return np.log(np.diagonal(precisions_cholesky)).sum()
 
-    def largest_precision(self, precisions_cholesky, n_components):
-        return np.full(n_components, (precisions_cholesky**2).sum())
+    def largest_precision(self, precisions_cholesky, n_components, scale=None):
+        squares = precisions_cholesky**2
+        if scale is not None:
+            squares = squares * scale[:, None]
+        return np.full(n_components, squares.sum())
 
     def cholesky_matrices(self, precisions_cholesky, n_components, n_features):
         return np.broadcast_to(
@@ -499,8 +513,11 @@ class DiagCovariance(_VectorCovariance):
     def log_det_cholesky(self, precisions_cholesky, n_features):
         return np.log(precisions_cholesky).sum(axis=1)
 
-    def largest_precision(self, precisions_cholesky, n_components):
-        return (precisions_cholesky**2).max(axis=1)
+    def largest_precision(self, precisions_cholesky, n_components, scale=None):
+        squares = precisions_cholesky**2
+        if scale is not None:
+            squares = squares * scale
+        return squares.max(axis=1)
 
     def cholesky_matrices(self, precisions_cholesky, n_components, n_features):
         return np.stack([np.diag(u) for u in precisions_cholesky])
@@ -549,8 +566,9 @@ class SphericalCovariance(_VectorCovariance):
     def log_det_cholesky(self, precisions_cholesky, n_features):
         return n_features * np.log(precisions_cholesky)
 
-    def largest_precision(self, precisions_cholesky, n_components):
-        return precisions_cholesky**2
+    def largest_precision(self, precisions_cholesky, n_components, scale=None):
+        squares = precisions_cholesky**2
+        return squares if scale is None else squares * scale.max()
 
     def cholesky_matrices(self, precisions_cholesky, n_components, n_features):
         return precisions_cholesky[:, None, None] * np.eye(n_features)

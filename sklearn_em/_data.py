@@ -11,8 +11,8 @@ kernel behind this one, and nothing else changes:
     The problem's shape and covariance operations.
 ``center`` : ndarray (n_features,)
     Fixed point that statistics are taken about (near the data mean).
-``variance_scale`` : float
-    Mean variance of the features, the scale of numerical thresholds.
+``feature_variances`` : ndarray (n_features,)
+    Variance of each feature, the scale of numerical thresholds.
 ``stats(model) -> SuffStats``
     One E-step: summed statistics and log-likelihood of every row under
     ``model``, with moments about ``centers_for(model)``.
@@ -89,24 +89,25 @@ def column_means(X: np.ndarray, sample_weight: np.ndarray | None) -> np.ndarray:
         return totals / weights
 
 
-def variance_scale(
+def feature_variances(
     X: np.ndarray, sample_weight: np.ndarray | None = None, max_rows: int = 10_000
-) -> float:
-    """Mean over features of the (weighted) variance of the observed values.
+) -> np.ndarray:
+    """(Weighted) variance of each feature's observed values, (d,).
 
     Only a scale for numerical thresholds, so an evenly strided subsample of at
     most ``max_rows`` rows is enough (and keeps this off the cost of a fit).
+    Zero where it cannot be estimated.
     """
     step = max(1, len(X) // max_rows)
     X = X[::step]
     if sample_weight is not None:
         sample_weight = sample_weight[::step]
         if not sample_weight.any():
-            return 0.0
+            return np.zeros(X.shape[1])
     deviation = X - column_means(X, sample_weight)
-    with np.errstate(invalid="ignore"):
-        scale = np.nanmean(column_means(deviation * deviation, sample_weight))
-    return float(scale) if np.isfinite(scale) else 0.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        variances = column_means(deviation * deviation, sample_weight)
+    return np.where(np.isfinite(variances), variances, 0.0)
 
 
 def check_missing(X: np.ndarray, training: bool) -> bool:
@@ -181,7 +182,8 @@ class TrainingData:
         self.n_samples, self.n_features = X.shape
         self.has_missing = check_missing(X, training)
         self.center = column_means(X, sample_weight) if center is None else center
-        self.variance_scale = variance_scale(X, sample_weight)
+        self.feature_variances = feature_variances(X, sample_weight)
+        self.variance_scale = float(self.feature_variances.mean())
         q = covariance.n_features_total(self.n_features)
         self.chunk_size = max(
             1,

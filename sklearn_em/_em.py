@@ -42,18 +42,23 @@ def _moment_estimates(stats: SuffStats, covariance: Covariance, reg_covar: float
     return nk / nk.sum(), centred_means + centers, covariances
 
 
-# A component whose precision exceeds this multiple of 1 / (data variance), a
-# variance below 1e-12 of the data's, has collapsed onto (near-)duplicate rows:
-# the degenerate maximum of a Gaussian mixture, where its likelihood grows
-# without bound. It is treated like a covariance that is not positive definite.
+# Without regularisation (reg_covar = 0), a component whose variance along some
+# direction is below 1e-12 of the data's variance along it (each feature
+# judged against its own spread) has collapsed onto (near-)duplicate rows: the
+# degenerate maximum of a Gaussian mixture, where its likelihood grows without
+# bound. It is treated like a covariance that is not positive definite. With
+# reg_covar > 0 the likelihood is bounded and, as in scikit-learn, only a
+# covariance that is not positive definite counts as collapsed.
 MAX_RELATIVE_PRECISION = 1e12
 
 
-def _checked_model(weights, means, covariances, covariance, variance_scale):
+def _checked_model(weights, means, covariances, covariance, feature_variances):
     precisions_cholesky = covariance.precisions_cholesky(covariances)
-    if variance_scale:
-        largest = covariance.largest_precision(precisions_cholesky, len(weights))
-        collapsed = largest * variance_scale > MAX_RELATIVE_PRECISION
+    if feature_variances is not None:
+        largest = covariance.largest_precision(
+            precisions_cholesky, len(weights), feature_variances
+        )
+        collapsed = largest > MAX_RELATIVE_PRECISION
         if collapsed.any():
             raise IllDefinedCovariance(collapsed)
     return Mixture(weights, means, covariances, precisions_cholesky, covariance)
@@ -63,18 +68,41 @@ def params_from_stats(
     stats: SuffStats,
     covariance: Covariance,
     reg_covar: float,
-    variance_scale: float = 0.0,
+    feature_variances: np.ndarray | None = None,
 ) -> Mixture:
     """M-step: maximum-likelihood parameters from summed statistics.
 
     Like scikit-learn, ``10 * eps`` is added to every ``N_k`` so an empty
     component yields finite means instead of a division by zero. Raises
     :class:`IllDefinedCovariance` when a covariance is not positive definite,
-    or (given the data's mean variance ``variance_scale``) so narrow that it
-    is numerically collapsed.
+    or (given the data's per-feature variances ``feature_variances``) so
+    narrow that it is numerically collapsed.
     """
     weights, means, covariances = _moment_estimates(stats, covariance, reg_covar)
-    return _checked_model(weights, means, covariances, covariance, variance_scale)
+    return _checked_model(weights, means, covariances, covariance, feature_variances)
+
+
+def stats_from_model(model: Mixture, center: np.ndarray, reg_covar: float) -> SuffStats:
+    """Per-sample statistics whose M-step is ``model``: the inverse of
+    :func:`params_from_stats` (total weight 1, moments about ``center``).
+
+    For 'tied', the shared scatter is split between components by weight;
+    the M-step only sees its sum.
+    """
+    covariance = model.covariance
+    k, d = model.means.shape
+    nk = model.weights
+    centred = model.means - center
+    scatter = model.full_covariances() - reg_covar * np.eye(d)
+    scatter = scatter + centred[:, :, None] * centred[:, None, :]
+    moments = np.hstack(
+        [
+            nk[:, None],
+            nk[:, None] * centred,
+            nk[:, None] * covariance.second_order_of(scatter),
+        ]
+    )
+    return SuffStats(moments, np.tile(center, (k, 1)), 0.0, 1.0)
 
 
 def reseed_components(
@@ -83,7 +111,7 @@ def reseed_components(
     seed_rows: np.ndarray,
     covariance: Covariance,
     reg_covar: float,
-    variance_scale: float = 0.0,
+    feature_variances: np.ndarray | None = None,
 ) -> Mixture:
     """M-step that re-seeds collapsed components instead of failing.
 
@@ -100,7 +128,7 @@ def reseed_components(
     means[collapsed] = seed_rows
     weights[collapsed] = 1.0 / len(weights)
     weights /= weights.sum()
-    return _checked_model(weights, means, covariances, covariance, variance_scale)
+    return _checked_model(weights, means, covariances, covariance, feature_variances)
 
 
 def run_em(
@@ -117,20 +145,21 @@ def run_em(
     """Iterate E- and M-steps from ``model`` until the lower bound settles.
 
     ``source`` is a data source (see :mod:`._data`); only its ``stats``,
-    ``worst_rows``, ``covariance`` and ``variance_scale`` are used.
+    ``worst_rows``, ``covariance`` and ``feature_variances`` are used.
 
     As in scikit-learn, the lower bound recorded at iteration ``i`` is the mean
     log-likelihood under the parameters *entering* that iteration, and the run
     has converged when it changes by less than ``tol``.
 
-    A component whose covariance collapses (not positive definite, or narrower
-    than the data's mean variance by more than ``MAX_RELATIVE_PRECISION``) is
+    A component whose covariance collapses (not positive definite, or, with
+    ``reg_covar = 0``, narrower than the data by ``MAX_RELATIVE_PRECISION``) is
     re-seeded at the worst-explained row, up to ``max_reseeds`` times in all
     (default: twice the number of components); the iteration that re-seeds
     never counts as converged. Past that, or when every component collapses,
     the :class:`IllDefinedCovariance` error propagates.
     """
-    covariance, variance_scale = source.covariance, source.variance_scale
+    covariance = source.covariance
+    variances = source.feature_variances if reg_covar == 0 else None
     if max_reseeds is None:
         max_reseeds = 2 * model.n_components
     lower_bounds: list[float] = []
@@ -142,7 +171,7 @@ def run_em(
         lower_bound = stats.log_likelihood / stats.total_weight
         lower_bounds.append(lower_bound)
         try:
-            model = params_from_stats(stats, covariance, reg_covar, variance_scale)
+            model = params_from_stats(stats, covariance, reg_covar, variances)
             reseeded = False
         except IllDefinedCovariance as error:
             collapsed = error.components
@@ -154,7 +183,7 @@ def run_em(
             if len(seeds) < n_collapsed:
                 raise
             model = reseed_components(
-                stats, collapsed, seeds, covariance, reg_covar, variance_scale
+                stats, collapsed, seeds, covariance, reg_covar, variances
             )
             reseeded = True
         change = lower_bound - previous

@@ -25,7 +25,7 @@ from sklearn.utils.validation import (
 
 from ._covariance import COVARIANCE_TYPES, Covariance, get_covariance
 from ._data import TrainingData
-from ._em import run_em
+from ._em import run_em, stats_from_model
 from ._init import initial_model
 from ._model import Mixture
 from ._online import OnlineState, online_step
@@ -284,9 +284,9 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
             ensure_min_samples=2,
             ensure_all_finite="allow-nan",
         )
-        sample_weight = _validate_sample_weight(sample_weight, X)
+        sample_weight, log_scale = _validate_sample_weight(sample_weight, X)
         with single_threaded_blas():
-            return self._fit(X, sample_weight)
+            return self._fit(X, sample_weight, log_scale)
 
     def _validate_params(self):
         super()._validate_params()
@@ -302,7 +302,7 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
                 "int or a negative int (-1: all cores). Got 0 instead."
             )
 
-    def _fit(self, X, sample_weight):
+    def _fit(self, X, sample_weight, log_scale=0.0):
         n_samples, n_features = X.shape
         if n_samples < self.n_components:
             raise ValueError(
@@ -315,6 +315,8 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         data = self._source(X, sample_weight, covariance)
 
         do_init = not (self.warm_start and hasattr(self, "converged_"))
+        if not do_init:
+            self._check_unchanged_structure("a warm_start fit")
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
         best = None
@@ -363,7 +365,9 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
                 stacklevel=2,
             )
         self._set_fitted(best.model, X.dtype)
+        # What partial_fit continues from: the fit counts as this much data.
         self._online = None
+        self._log_fit_weight = float(np.log(data.total_weight) + log_scale)
         self.converged_ = bool(best.converged)
         self.n_iter_ = best.n_iter
         self.lower_bound_ = float(best.lower_bound)
@@ -409,8 +413,10 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
             reset=first,
             ensure_all_finite="allow-nan",
         )
-        sample_weight = _validate_sample_weight(sample_weight, X)
+        sample_weight, log_scale = _validate_sample_weight(sample_weight, X)
         covariance = get_covariance(self.covariance_type)
+        if not first:
+            self._check_unchanged_structure("partial_fit")
         state = None if first else getattr(self, "_online", None)
         with single_threaded_blas():
             if first:
@@ -430,14 +436,15 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
                     **self._check_initial_parameters(covariance, X.shape[1]),
                 )
                 self.n_iter_, self.lower_bounds_ = 0, []
+                state = OnlineState(None, 0, data.center)
             else:
                 model = self._fitted_model()
                 center = model.weights @ model.means if state is None else state.center
                 data = self._source(
                     X, sample_weight, covariance, center=center, training=False
                 )
-            if state is None:
-                state = OnlineState(None, 0, data.center)
+                if state is None:
+                    state = self._state_after_fit(model, data.center)
             state, model, lower_bound = online_step(
                 data,
                 state,
@@ -445,6 +452,7 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
                 reg_covar=self.reg_covar,
                 decay=self.learning_decay,
                 offset=self.learning_offset,
+                log_weight=float(np.log(data.total_weight) + log_scale),
             )
         self._online = state
         self._set_fitted(model, X.dtype)
@@ -453,6 +461,32 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         self.lower_bound_ = lower_bound
         self.lower_bounds_ = [*getattr(self, "lower_bounds_", []), lower_bound]
         return self
+
+    def _state_after_fit(self, model, center):
+        """Online state continuing a model fitted by :meth:`fit` (or restored).
+
+        The running statistics are the ones the model is the M-step of, and
+        they count as the data the fit saw; without that record (attributes
+        set by hand), the next batch starts the statistics afresh.
+        """
+        log_weight = getattr(self, "_log_fit_weight", None)
+        if log_weight is None:
+            return OnlineState(None, 0, center)
+        stats = stats_from_model(model, center, self.reg_covar)
+        return OnlineState(stats, 0, center, log_weight)
+
+    def _check_unchanged_structure(self, what):
+        """A fitted model continues only with the structure it was fitted with."""
+        fitted_k = self.means_.shape[0]
+        fitted_type = getattr(self, "_fitted_covariance_type", self.covariance_type)
+        if (self.n_components, self.covariance_type) != (fitted_k, fitted_type):
+            raise ValueError(
+                f"{what} continues the fitted model, which has n_components="
+                f"{fitted_k} and covariance_type={fitted_type!r}, but the "
+                f"estimator now has n_components={self.n_components} and "
+                f"covariance_type={self.covariance_type!r}. Restore those "
+                "parameters, or fit afresh (fit with warm_start=False)."
+            )
 
     def _source(self, X, sample_weight, covariance, center=None, training=True):
         return TrainingData(
@@ -553,10 +587,13 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
             reset=False,
             ensure_all_finite="allow-nan",
         )
-        data = self._source(
+        data = TrainingData(
             X,
             None,
             model.covariance,
+            model.n_components,
+            chunk_size=self.chunk_size,
+            n_jobs=self.n_jobs,
             center=model.weights @ model.means,
             training=False,
         )
@@ -632,7 +669,7 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         """
         log_prob = self.score_samples(X).astype(np.float64)
         if sample_weight is not None:
-            sample_weight = _validate_sample_weight(sample_weight, log_prob[:, None])
+            sample_weight = _validate_sample_weight(sample_weight, log_prob[:, None])[0]
         return float(np.average(log_prob, weights=sample_weight))
 
     def sample(self, n_samples=1):
@@ -729,16 +766,23 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
 
 
 def _validate_sample_weight(sample_weight, X):
-    """float64 weights, one per row, finite, non-negative and not all zero."""
+    """float64 weights, one per row, finite, non-negative and not all zero,
+    divided by their maximum, and the log of that maximum.
+
+    Only ratios of weights change a fit; normalising once here makes any
+    positive scale (1e-300 or 1e300) give the same fit, where the absolute
+    ``10 * eps`` of the M-step or an overflowing sum would otherwise tell.
+    """
     if sample_weight is None:
-        return None
+        return None, 0.0
     sample_weight = _check_sample_weight(
         sample_weight, X, dtype=np.float64, ensure_non_negative=True
     )
-    if not sample_weight.any():
+    largest = sample_weight.max()
+    if not largest > 0:
         # The wording of scikit-learn >= 1.8, whose check raises first there.
         raise ValueError("Sample weights must contain at least one non-zero number.")
-    return sample_weight
+    return sample_weight / largest, float(np.log(largest))
 
 
 def _check_positive_weights(sample_weight, n_components):

@@ -239,7 +239,7 @@ class ScipySource:
         self.n_components = n_components
         self.n_features = X.shape[1]
         self.center = X.mean(axis=0)
-        self.variance_scale = float(X.var(axis=0).mean())
+        self.feature_variances = X.var(axis=0)
 
     def stats(self, model):
         full = model.full_covariances()
