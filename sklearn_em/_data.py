@@ -39,6 +39,7 @@ few chunks per thread, whatever the number of rows.
 from __future__ import annotations
 
 import operator
+import warnings
 from functools import reduce
 
 import numpy as np
@@ -110,36 +111,70 @@ def feature_variances(
     return np.where(np.isfinite(variances), variances, 0.0)
 
 
-def check_missing(X: np.ndarray, training: bool) -> bool:
-    """Whether ``X`` has NaN; raise for rows (and, in training, features)
-    with nothing observed."""
-    if not has_missing(X):
-        return False
+def scan_missing(X: np.ndarray) -> tuple[bool, np.ndarray | None, np.ndarray]:
+    """Whether ``X`` has NaN, the rows with every feature missing (or
+    ``None``), and which features are observed somewhere: one blockwise pass."""
     n, d = X.shape
+    if not has_missing(X):
+        return False, None, np.ones(d, dtype=bool)
     any_missing = False
     seen = np.zeros(d, dtype=bool)
+    empty_rows = []
     for start, stop in _row_blocks(n, _SUMMARY_ROWS):
         missing = np.isnan(X[start:stop])
         empty = missing.all(axis=1)
         if empty.any():
-            rows = np.flatnonzero(empty) + start
-            n_empty = sum(
-                int(np.isnan(X[a:b]).all(axis=1).sum())
-                for a, b in _row_blocks(n, _SUMMARY_ROWS)
-            )
-            raise ValueError(
-                f"{n_empty} row(s) of X have every feature missing (NaN), e.g. "
-                f"row {rows[0]}; such rows carry no information: drop them."
-            )
+            empty_rows.append(np.flatnonzero(empty) + start)
         any_missing = any_missing or bool(missing.any())
         seen |= ~missing.all(axis=0)
-    if training and not seen.all():
+    empty = np.concatenate(empty_rows) if empty_rows else None
+    return any_missing, empty, seen
+
+
+def check_features(X, sample_weight, seen, center) -> None:
+    """Every feature must be observed in some row of positive weight."""
+    if not seen.all():
         columns = np.flatnonzero(~seen)
         raise ValueError(
             f"{len(columns)} feature(s) of X are missing (NaN) in every row, e.g. "
             f"feature {columns[0]}; a feature needs observed values to be modelled."
         )
-    return any_missing
+    unweighted = np.flatnonzero(np.isnan(center))
+    if len(unweighted):
+        raise ValueError(
+            f"{len(unweighted)} feature(s) of X are observed only in rows of zero "
+            f"sample_weight, e.g. feature {unweighted[0]}; a feature needs "
+            "observed values of positive weight to be modelled."
+        )
+
+
+def check_magnitude(X, center) -> None:
+    """Raise if squared deviations from the centre would overflow float64."""
+    with np.errstate(invalid="ignore"):
+        top = np.fmax.reduce(X, axis=0).astype(np.float64) - center
+        bottom = np.fmin.reduce(X, axis=0).astype(np.float64) - center
+    extent = float(np.nanmax(np.maximum(np.abs(top), np.abs(bottom))))
+    # Sums of squares over all rows and features must stay finite.
+    limit = np.sqrt(np.finfo(np.float64).max / (16.0 * X.size))
+    if extent > limit:
+        raise ValueError(
+            f"X has values {extent:.3g} away from their feature's mean; the "
+            "squares that covariances are made of overflow float64 at this "
+            f"size (limit {limit:.3g}). Scale X, e.g. with "
+            "sklearn.preprocessing.StandardScaler."
+        )
+
+
+def check_positive_weights(sample_weight, n_components) -> None:
+    """Every component needs at least one row of positive weight to start from."""
+    if sample_weight is None:
+        return
+    n_positive = int(np.count_nonzero(sample_weight))
+    if n_positive < n_components:
+        raise ValueError(
+            f"sample_weight has {n_positive} positive value(s), fewer than "
+            f"n_components = {n_components}; each component needs a row."
+        )
 
 
 class TrainingData:
@@ -160,7 +195,11 @@ class TrainingData:
     center : ndarray of shape (n_features,) or None
         Fixed point of the statistics; by default the (weighted) column means.
     training : bool
-        Whether to require every feature observed somewhere.
+        Whether the rows are training data: then rows with every feature
+        missing are ignored (weight 0, with a warning), every feature must be
+        observed in a row of positive weight, each component needs a row of
+        positive weight, and squares must not overflow. New rows for inference
+        are taken as they are.
     """
 
     def __init__(
@@ -180,8 +219,33 @@ class TrainingData:
         self.covariance = covariance
         self.n_components = n_components
         self.n_samples, self.n_features = X.shape
-        self.has_missing = check_missing(X, training)
+        self.has_missing, empty, seen = scan_missing(X)
+        if training and empty is not None:
+            if self.n_samples - len(empty) < n_components:
+                raise ValueError(
+                    f"{len(empty)} row(s) of X have every feature missing (NaN), "
+                    f"leaving {self.n_samples - len(empty)} row(s) with observed "
+                    f"values, fewer than n_components = {n_components}."
+                )
+            warnings.warn(
+                f"{len(empty)} row(s) of X have every feature missing (NaN), e.g. "
+                f"row {empty[0]}; they carry no information and are ignored.",
+                UserWarning,
+                stacklevel=4,
+            )
+            sample_weight = (
+                np.ones(self.n_samples)
+                if sample_weight is None
+                else sample_weight.copy()
+            )
+            sample_weight[empty] = 0.0
+            self.sample_weight = sample_weight
+        if training:
+            check_positive_weights(sample_weight, n_components)
         self.center = column_means(X, sample_weight) if center is None else center
+        if training:
+            check_features(X, sample_weight, seen, self.center)
+            check_magnitude(X, self.center)
         self.feature_variances = feature_variances(X, sample_weight)
         self.variance_scale = float(self.feature_variances.mean())
         q = covariance.n_features_total(self.n_features)

@@ -57,6 +57,7 @@ class Prepared:
     cholesky: np.ndarray | None
     centers: np.ndarray
     unshifted: bool
+    ones: np.ndarray
 
 
 class Workspace:
@@ -145,6 +146,7 @@ class DenseKernel:
             cholesky,
             centers,
             bool(peaks.max() < SAFE_LOG),
+            np.ones(k),
         )
 
     def features(
@@ -168,14 +170,32 @@ class DenseKernel:
         self, ws: Workspace, x: np.ndarray, prep: Prepared
     ) -> tuple[np.ndarray, np.ndarray]:
         """Feature rows and ``log pi_k + log N_k(x)`` (k, m) of a chunk."""
-        f = self.features(ws, x)
-        m = f.shape[1]
+        m = len(x)
         out = ws.log_prob[: self.n_components * m].reshape(self.n_components, m)
-        log_prob = np.matmul(prep.w_matrix, f, out=out)
+        # Overflow is caught below, by the NaN it leaves.
+        with np.errstate(over="ignore", invalid="ignore"):
+            f = self.features(ws, x)
+            log_prob = np.matmul(prep.w_matrix, f, out=out)
         for j in prep.local:
-            z = (x - prep.model.means[j]) @ prep.cholesky[j]
-            log_prob[j] = prep.peaks[j] - 0.5 * np.einsum("md,md->m", z, z)
+            log_prob[j] = self._direct(x, prep, j)
+        if np.isnan(prep.ones @ log_prob).any():
+            # Squares of rows ~1e154 from the centre overflow in the features
+            # (inf - inf); the direct form gives their true -inf.
+            bad = np.flatnonzero(np.isnan(prep.ones @ log_prob))
+            for j in range(self.n_components):
+                log_prob[j, bad] = self._direct(x[bad], prep, j)
         return f, log_prob
+
+    def _direct(self, x, prep, j):
+        """``log pi_j + log N_j(x)`` from ``|(x - mu_j) U_j|^2``."""
+        cholesky = prep.cholesky
+        if cholesky is None:
+            cholesky = self.covariance.cholesky_matrices(
+                prep.model.precisions_cholesky, self.n_components, self.n_features
+            )
+        with np.errstate(over="ignore"):
+            z = (x - prep.model.means[j]) @ cholesky[j]
+            return prep.peaks[j] - 0.5 * np.einsum("md,md->m", z, z)
 
     def posterior(
         self, ws: Workspace, x: np.ndarray, prep: Prepared

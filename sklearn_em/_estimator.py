@@ -23,7 +23,12 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._covariance import COVARIANCE_TYPES, Covariance, get_covariance
+from ._covariance import (
+    COVARIANCE_TYPES,
+    Covariance,
+    IllDefinedCovariance,
+    get_covariance,
+)
 from ._data import TrainingData
 from ._em import run_em, stats_from_model
 from ._init import initial_model
@@ -309,7 +314,6 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
                 "Expected n_samples >= n_components but got "
                 f"n_components = {self.n_components}, n_samples = {n_samples}"
             )
-        _check_positive_weights(sample_weight, self.n_components)
         covariance = get_covariance(self.covariance_type)
         user_init = self._check_initial_parameters(covariance, n_features)
         data = self._source(X, sample_weight, covariance)
@@ -319,34 +323,10 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
             self._check_unchanged_structure("a warm_start fit")
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
-        best = None
-        for init in range(n_init):
-            self._print_init_begin(init)
-            if do_init:
-                model = initial_model(
-                    data,
-                    init_params=self.init_params,
-                    random_state=random_state,
-                    reg_covar=self.reg_covar,
-                    **user_init,
-                )
-                start_bound = -np.inf
-            else:
-                model = self._fitted_model()
-                start_bound = self.lower_bound_
-            result = run_em(
-                data,
-                model,
-                tol=self.tol,
-                max_iter=self.max_iter,
-                reg_covar=self.reg_covar,
-                lower_bound=start_bound,
-                on_iteration=self._print_iteration,
-            )
-            if self.max_iter > 0:
-                self._print_init_end(result.lower_bound, result.converged)
-            if best is None or result.lower_bound > best.lower_bound:
-                best = result
+        try:
+            best = self._run_inits(data, n_init, do_init, random_state, user_init)
+        except IllDefinedCovariance as error:
+            raise _explain_collapse(error, X, self.reg_covar) from None
 
         if best.n_reseeded:
             warnings.warn(
@@ -376,6 +356,38 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         # fit(X).predict(X) whatever max_iter, tol and random_state are.
         self.labels_ = data.labels(best.model)
         return self.labels_
+
+    def _run_inits(self, data, n_init, do_init, random_state, user_init):
+        best = None
+        for init in range(n_init):
+            self._print_init_begin(init)
+            if do_init:
+                model = initial_model(
+                    data,
+                    init_params=self.init_params,
+                    random_state=random_state,
+                    reg_covar=self.reg_covar,
+                    **user_init,
+                )
+                start_bound = -np.inf
+            else:
+                model = self._fitted_model()
+                start_bound = self.lower_bound_
+            result = run_em(
+                data,
+                model,
+                tol=self.tol,
+                max_iter=self.max_iter,
+                reg_covar=self.reg_covar,
+                lower_bound=start_bound,
+                on_iteration=self._print_iteration,
+            )
+            if self.max_iter > 0:
+                self._print_init_end(result.lower_bound, result.converged)
+            if best is None or result.lower_bound > best.lower_bound:
+                best = result
+
+        return best
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None, sample_weight=None):
@@ -426,7 +438,6 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
                         f"n_samples >= max(n_components, 2); got n_components = "
                         f"{self.n_components}, n_samples = {X.shape[0]}"
                     )
-                _check_positive_weights(sample_weight, self.n_components)
                 data = self._source(X, sample_weight, covariance)
                 model = initial_model(
                     data,
@@ -548,6 +559,15 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
     # -- the model value <-> attributes --
     def _set_fitted(self, model: Mixture, dtype) -> None:
         self._fitted_covariance_type = model.covariance.name
+        largest = max(np.abs(a).max() for a in (model.means, model.covariances))
+        if largest > np.finfo(dtype).max:
+            warnings.warn(
+                f"The fitted parameters (up to {largest:.3g}) exceed the range of "
+                f"{np.dtype(dtype).name}, the dtype of X; they are kept in float64.",
+                UserWarning,
+                stacklevel=3,
+            )
+            dtype = np.float64
         self.weights_ = model.weights.astype(dtype)
         self.means_ = model.means.astype(dtype)
         self.covariances_ = model.covariances.astype(dtype)
@@ -785,16 +805,27 @@ def _validate_sample_weight(sample_weight, X):
     return sample_weight / largest, float(np.log(largest))
 
 
-def _check_positive_weights(sample_weight, n_components):
-    """Every component needs at least one row of positive weight to start from."""
-    if sample_weight is None:
-        return
-    n_positive = int(np.count_nonzero(sample_weight))
-    if n_positive < n_components:
-        raise ValueError(
-            f"sample_weight has {n_positive} positive value(s), fewer than "
-            f"n_components = {n_components}; each component needs a row."
-        )
+def _explain_collapse(error, X, reg_covar):
+    """The collapse error, with its cause where it is identical rows and no
+    regularisation."""
+    if reg_covar > 0:
+        return error
+    complete = X[~np.isnan(X).any(axis=1)]
+    message = str(error)
+    if len(complete):
+        rows, counts = np.unique(complete, axis=0, return_counts=True)
+        if counts.max() > 1:
+            row = rows[counts.argmax()]
+            message += (
+                f" {counts.max()} rows of X are identical (equal to {row.tolist()}):"
+                " a component on them has zero variance, so the likelihood is"
+                " unbounded."
+            )
+    message += (
+        " With reg_covar=0 nothing bounds a component's variance from below;"
+        " set reg_covar > 0 (scikit-learn's default is 1e-6)."
+    )
+    return ValueError(message)
 
 
 def _check_shape(param, shape, name):

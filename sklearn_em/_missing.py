@@ -273,7 +273,9 @@ class MissingKernel:
                 mask, axis=0, return_index=True, return_inverse=True, return_counts=True
             )
         inverse = inverse.reshape(-1)
-        frequent = np.flatnonzero(counts >= _MIN_PATTERN_ROWS)
+        # A pattern with nothing observed has no marginal problem: per row.
+        everything = mask[first].all(axis=1)
+        frequent = np.flatnonzero((counts >= _MIN_PATTERN_ROWS) & ~everything)
         if not len(frequent):
             return [], None
         groups = [(mask[first[u]], np.flatnonzero(inverse == u)) for u in frequent]
@@ -313,6 +315,9 @@ class MissingKernel:
         n_observed = d - np.count_nonzero(mask, axis=1)
         quad += log_det
         quad += n_observed * LOG_2PI
+        # Nothing observed: the density of no coordinates is exactly 1 (the
+        # two log-determinants cancel only to rounding).
+        quad[:, n_observed == 0] = 0.0
         log_prob = prep.log_weights[:, None] - 0.5 * quad
         return log_prob, completed, inverses_per_group
 

@@ -126,15 +126,25 @@ def normalize(log_prob: np.ndarray) -> np.ndarray:
     """Turn ``log_prob`` (k, m) into responsibilities in place; return log p(x).
 
     A log-sum-exp over the leading axis, shifted by each row's maximum so it
-    cannot overflow or underflow.
+    cannot overflow or underflow. A row no component can explain (every
+    log-density ``-inf``, e.g. infinitely far from all of them) gets
+    ``log p(x) = -inf`` and equal responsibilities.
     """
     top = log_prob.max(axis=0)
+    dead = np.isneginf(top)
+    if dead.any():
+        top[dead] = 0.0
     log_prob -= top
     np.exp(log_prob, out=log_prob)
     total = sum_rows(log_prob)
+    if dead.any():
+        log_prob[:, dead] = 1.0
+        total[dead] = len(log_prob)
     log_prob *= np.reciprocal(total)
     np.log(total, out=total)
     total += top
+    if dead.any():
+        total[dead] = -np.inf
     return total
 
 

@@ -136,14 +136,31 @@ def test_integer_weights_equal_repeated_rows_with_missing_values(X):
     assert_allclose(weighted.covariances_, repeated.covariances_, rtol=1e-8)
 
 
-def test_a_row_with_every_value_missing_is_a_clear_error(X):
-    X_bad = X[:50].copy()
-    X_bad[7] = np.nan
-    with pytest.raises(ValueError, match="every feature missing"):
-        GaussianMixture(3).fit(X_bad)
+def test_a_row_with_every_value_missing_is_ignored_in_fit(X):
+    """It carries no information: the fit equals the fit without it."""
+    X_empty = X[:500].copy()
+    X_empty[[7, 100]] = np.nan
+    with pytest.warns(UserWarning, match=r"2 row\(s\) of X have every feature"):
+        gmm = GaussianMixture(3, random_state=0).fit(X_empty)
+    kept = np.delete(X_empty, [7, 100], axis=0)
+    alone = GaussianMixture(3, random_state=0).fit(kept)
+    assert_allclose(
+        np.sort(gmm.means_, axis=0), np.sort(alone.means_, axis=0), atol=1e-6
+    )
+    assert np.isfinite(gmm.lower_bound_)
+
+
+def test_a_row_with_every_value_missing_is_predicted_by_the_weights(X):
     gmm = GaussianMixture(3, random_state=0).fit(X)
+    empty = np.full((2, 2), np.nan)
+    assert_allclose(gmm.predict_proba(empty), np.tile(gmm.weights_, (2, 1)))
+    assert_array_equal(gmm.score_samples(empty), [0.0, 0.0])
+    assert_array_equal(gmm.predict(empty), [gmm.weights_.argmax()] * 2)
+
+
+def test_data_with_nothing_observed_is_a_clear_error():
     with pytest.raises(ValueError, match="every feature missing"):
-        gmm.predict(X_bad)
+        GaussianMixture(2).fit(np.full((10, 2), np.nan))
 
 
 def test_infinite_values_are_still_rejected(X):
