@@ -205,8 +205,12 @@ class Covariance:
 
 @lru_cache(maxsize=64)
 def _triu(n_features: int) -> tuple[np.ndarray, np.ndarray]:
-    """Upper-triangle indices (a <= b), the order of the second-order features."""
-    return np.triu_indices(n_features)
+    """Upper-triangle indices (a <= b), the order of the second-order features.
+
+    Cached, so kept small: int32 halves what d ~ 1000 would hold.
+    """
+    rows, cols = np.triu_indices(n_features)
+    return rows.astype(np.int32), cols.astype(np.int32)
 
 
 @lru_cache(maxsize=64)
@@ -242,17 +246,32 @@ def _chol_upper_of_inverse(covariances: np.ndarray) -> np.ndarray:
             [not _is_positive_definite(c) for c in np.nan_to_num(covariances)]
         )
         raise IllDefinedCovariance(bad)
+    # Large matrices one at a time: a stack of factors would double the memory
+    # the covariances take, where call overhead no longer matters.
+    batched = covariances.shape[-1] <= 64
     try:
-        lower = np.linalg.cholesky(covariances)
+        lower = np.linalg.cholesky(covariances) if batched else None
     except np.linalg.LinAlgError:
-        bad = np.array([not _is_positive_definite(c) for c in covariances])
-        raise IllDefinedCovariance(bad if bad.any() else ~bad) from None
-    out = np.empty_like(lower)
-    for k, factor in enumerate(lower):
-        inverse, info = linalg.lapack.dtrtri(factor, lower=1)
+        lower = None  # one at a time, to name the ones that fail
+    out = np.empty_like(covariances)
+    for k, covariance in enumerate(covariances):
+        if lower is not None:
+            inverse, info = linalg.lapack.dtrtri(lower[k], lower=1)
+            out[k] = inverse.T
+        else:
+            # In place: the transposed view of out[k] is Fortran-ordered, so
+            # LAPACK factors and inverts it there, and out[k] ends up holding
+            # inv(L).T with no temporary matrix.
+            work = out[k].T
+            np.copyto(out[k], covariance)
+            factor, info = linalg.lapack.dpotrf(work, lower=1, clean=1, overwrite_a=1)
+            if info == 0:
+                inverse, info = linalg.lapack.dtrtri(factor, lower=1, overwrite_c=1)
+                if not np.shares_memory(inverse, out[k]):
+                    out[k] = inverse.T
         if info != 0:
             bad[k] = True
-        out[k] = inverse.T
+
     if bad.any():
         raise IllDefinedCovariance(bad)
     return out
@@ -328,8 +347,11 @@ class FullCovariance(_MatrixCovariance):
 
     def covariances_from_moments(self, nk, centred_means, second, reg_covar):
         n_features = centred_means.shape[1]
-        cov = self._unpack(second / nk[:, None], n_features)
-        cov -= centred_means[:, :, None] * centred_means[:, None, :]
+        cov = self._unpack(second, n_features)
+        cov /= nk[:, None, None]
+        # One component at a time: no (k, d, d) temporary.
+        for matrix, mean in zip(cov, centred_means, strict=True):
+            matrix -= np.outer(mean, mean)
         cov[:, np.arange(n_features), np.arange(n_features)] += reg_covar
         return cov
 

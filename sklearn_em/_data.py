@@ -45,7 +45,7 @@ from functools import reduce
 import numpy as np
 
 from ._covariance import Covariance
-from ._dense import DenseKernel, default_chunk_size
+from ._dense import DenseKernel, default_chunk_size, uses_direct
 from ._missing import MissingKernel
 from ._model import Mixture
 from ._stats import SuffStats, argmax_rows, normalize
@@ -249,9 +249,11 @@ class TrainingData:
         self.feature_variances = feature_variances(X, sample_weight)
         self.variance_scale = float(self.feature_variances.mean())
         q = covariance.n_features_total(self.n_features)
+        # Rows per chunk hold feature rows, or only the rows themselves.
+        width = self.n_features if uses_direct(covariance, self.n_features) else q
         self.chunk_size = max(
             1,
-            min(chunk_size or default_chunk_size(q, n_components), self.n_samples),
+            min(chunk_size or default_chunk_size(width, n_components), self.n_samples),
         )
         self.n_threads = max(1, n_threads(n_jobs, self.n_samples, n_components * q))
         self.dense = DenseKernel(
@@ -350,20 +352,19 @@ class TrainingData:
             pending: dict = {}
             for start, stop, x, split in self._chunks(first, last):
                 if split is None:
-                    m, ll = self.dense.stats(ws, x, self._weights(start, stop), prep)
-                    moments += m
-                    log_likelihood += ll
+                    log_likelihood += self.dense.stats(
+                        ws, x, self._weights(start, stop), prep, moments
+                    )
                     continue
                 complete, incomplete, mask = split
                 if len(complete):
-                    m, ll = self.dense.stats(
+                    log_likelihood += self.dense.stats(
                         ws,
                         np.take(x, complete, axis=0),
                         self._weights(start, stop, complete),
                         prep,
+                        moments,
                     )
-                    moments += m
-                    log_likelihood += ll
                 m, ll = self.missing.stats(
                     ws,
                     np.take(x, incomplete, axis=0),
@@ -407,7 +408,7 @@ class TrainingData:
                 w = self._weights(start, stop)
                 if w is not None:
                     r *= w
-                moments += self.dense.given_moments(ws, x_all[start:stop], r)
+                self.dense.given_moments(ws, x_all[start:stop], r, moments)
             return SuffStats(moments, self._common_centers(), 0.0, 0.0)
 
         stats = reduce(operator.add, self._map_ranges(work))

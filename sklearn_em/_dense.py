@@ -33,6 +33,18 @@ _MIN_CHUNK, _MAX_CHUNK = 16, 32768
 _MAX_EXPANSION = 1e6
 
 
+# Above this many second-order features per row (full/tied at d > 40), the
+# feature rows cost more memory traffic than they save: log-densities come
+# from ``(x - mu) U`` and moments from ``Y^T diag(r) Y``, one matrix product
+# per component each (as scikit-learn does), and no feature rows are formed.
+DIRECT_SECOND_ORDER = 820
+
+
+def uses_direct(covariance: Covariance, n_features: int) -> bool:
+    """Whether the kernel works without feature rows (see DIRECT_SECOND_ORDER)."""
+    return covariance.n_second_order(n_features) > DIRECT_SECOND_ORDER
+
+
 def default_chunk_size(n_rows_features: int, n_components: int) -> int:
     """Rows per chunk so that the ``(q + k, m)`` float64 buffers stay in cache."""
     rows = _CHUNK_BYTES // (8 * (n_rows_features + n_components))
@@ -61,19 +73,18 @@ class Prepared:
 
 
 class Workspace:
-    """Per-thread buffers for one chunk: feature rows and log-densities."""
+    """Per-thread buffers for one chunk, grown on first use to the largest
+    size asked: feature rows (about the common centre, and about a
+    component's own centre) and log-densities."""
 
-    def __init__(self, q: int, n_components: int, chunk_size: int):
-        self.f = np.empty(q * chunk_size)
-        self.log_prob = np.empty(n_components * chunk_size)
-        self._f_local = None
+    def __init__(self):
+        self._buffers: dict[str, np.ndarray] = {}
 
-    @property
-    def f_local(self) -> np.ndarray:
-        """Features about a component's own centre; rarely needed, so lazy."""
-        if self._f_local is None:
-            self._f_local = np.empty_like(self.f)
-        return self._f_local
+    def get(self, name: str, size: int) -> np.ndarray:
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.size < size:
+            buffer = self._buffers[name] = np.empty(size)
+        return buffer[:size]
 
 
 class DenseKernel:
@@ -111,9 +122,10 @@ class DenseKernel:
         self.spread = float(spread)
         self.q = covariance.n_features_total(n_features)
         self.chunk_size = chunk_size
+        self.direct = uses_direct(covariance, n_features)
 
     def workspace(self) -> Workspace:
-        return Workspace(self.q, self.n_components, self.chunk_size)
+        return Workspace()
 
     def prepare(self, model: Mixture) -> Prepared:
         """Log-density weights, and the components too narrow for them.
@@ -124,13 +136,21 @@ class DenseKernel:
         for them), so they keep full precision.
         """
         k = self.n_components
-        w_matrix = self.covariance.log_prob_weights(
-            model.log_weights(), model.means - self.center, model.precisions_cholesky
-        )
         peaks = model.log_peaks()
-        distance2 = ((model.means - self.center) ** 2).sum(axis=1)
-        precision = self.covariance.largest_precision(model.precisions_cholesky, k)
-        local = np.flatnonzero(precision * (distance2 + self.spread) > _MAX_EXPANSION)
+        if self.direct:
+            w_matrix = None
+            local = np.arange(k)
+        else:
+            w_matrix = self.covariance.log_prob_weights(
+                model.log_weights(),
+                model.means - self.center,
+                model.precisions_cholesky,
+            )
+            distance2 = ((model.means - self.center) ** 2).sum(axis=1)
+            precision = self.covariance.largest_precision(model.precisions_cholesky, k)
+            local = np.flatnonzero(
+                precision * (distance2 + self.spread) > _MAX_EXPANSION
+            )
         centers = np.tile(self.center, (k, 1))
         cholesky = None
         if len(local):
@@ -158,9 +178,9 @@ class DenseKernel:
         whatever the input dtype, so float32 data gets float64 statistics.
         """
         m, d = x.shape
-        buffer = ws.f if center is None else ws.f_local
+        name = "f" if center is None else "f_local"
         center = self.center if center is None else center
-        f = buffer[: self.q * m].reshape(self.q, m)
+        f = ws.get(name, self.q * m).reshape(self.q, m)
         f[0] = 1.0
         np.subtract(x.T, center[:, None], out=f[1 : d + 1])
         self.covariance.second_order_features(f[1 : d + 1], f[d + 1 :])
@@ -171,7 +191,11 @@ class DenseKernel:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Feature rows and ``log pi_k + log N_k(x)`` (k, m) of a chunk."""
         m = len(x)
-        out = ws.log_prob[: self.n_components * m].reshape(self.n_components, m)
+        out = ws.get("log_prob", self.n_components * m).reshape(self.n_components, m)
+        if self.direct:
+            for j in range(self.n_components):
+                out[j] = self._direct(x, prep, j)
+            return None, out
         # Overflow is caught below, by the NaN it leaves.
         with np.errstate(over="ignore", invalid="ignore"):
             f = self.features(ws, x)
@@ -210,30 +234,63 @@ class DenseKernel:
         return f, log_prob, normalize(log_prob)
 
     def moments(
-        self, ws: Workspace, x: np.ndarray, f: np.ndarray, r: np.ndarray, prep
-    ) -> np.ndarray:
-        """``r @ F.T`` (k, q), with local components about their own centres.
+        self,
+        ws: Workspace,
+        x: np.ndarray,
+        f: np.ndarray,
+        r: np.ndarray,
+        prep: Prepared,
+        out: np.ndarray,
+    ) -> None:
+        """Add ``r @ F.T`` (k, q) to ``out``, local components about their own
+        centres.
 
         ``r`` holds the (weighted) responsibilities, ``f`` the chunk's feature
         rows about the common centre.
         """
+        if self.direct:
+            for j in range(self.n_components):
+                self._add_direct_moments(x, r[j], prep.centers[j], out[j])
+            return
         moments = r @ f.T
         for j in prep.local:
             # Replace, never correct: the common-centre moments of these
             # components are exactly what lost the digits.
             moments[j] = r[j] @ self.features(ws, x, prep.centers[j]).T
-        return moments
+        out += moments
+
+    def _add_direct_moments(self, x, r, center, out):
+        """Add ``[sum r, sum r y, second-order(sum r y y^T)]``, ``y = x - center``,
+        to ``out`` without forming feature rows."""
+        d = self.n_features
+        y = x - center
+        out[0] += r.sum()
+        out[1 : d + 1] += r @ y
+        out[d + 1 :] += self.covariance.second_order_of((y.T * r) @ y)
 
     def stats(
-        self, ws: Workspace, x: np.ndarray, w: np.ndarray | None, prep: Prepared
-    ) -> tuple[np.ndarray, float]:
-        """Moments (k, q) and summed weighted log-likelihood of a chunk."""
+        self,
+        ws: Workspace,
+        x: np.ndarray,
+        w: np.ndarray | None,
+        prep: Prepared,
+        out: np.ndarray,
+    ) -> float:
+        """Add a chunk's moments to ``out`` (k, q); return its summed weighted
+        log-likelihood."""
         f, resp, log_norm = self.posterior(ws, x, prep)
-        if w is None:
-            return self.moments(ws, x, f, resp, prep), float(log_norm.sum())
-        resp *= w
-        return self.moments(ws, x, f, resp, prep), float(w @ log_norm)
+        if w is not None:
+            resp *= w
+        self.moments(ws, x, f, resp, prep, out)
+        return float(log_norm.sum() if w is None else w @ log_norm)
 
-    def given_moments(self, ws: Workspace, x: np.ndarray, r: np.ndarray) -> np.ndarray:
-        """Moments about the common centre for given responsibilities (k, m)."""
-        return r @ self.features(ws, x).T
+    def given_moments(
+        self, ws: Workspace, x: np.ndarray, r: np.ndarray, out: np.ndarray
+    ) -> None:
+        """Add moments about the common centre for given responsibilities
+        (k, m) to ``out``."""
+        if self.direct:
+            for j, row in enumerate(r):
+                self._add_direct_moments(x, row, self.center, out[j])
+            return
+        out += r @ self.features(ws, x).T

@@ -168,6 +168,8 @@ def run_em(
     for n_iter in range(1, max_iter + 1):
         previous = lower_bound
         stats = source.stats(model)
+        # Only a re-seed needs the old model again, and only for an E-step.
+        model = model.without_covariances()
         lower_bound = stats.log_likelihood / stats.total_weight
         lower_bounds.append(lower_bound)
         try:

@@ -362,7 +362,7 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         for init in range(n_init):
             self._print_init_begin(init)
             if do_init:
-                model = initial_model(
+                start = initial_model(
                     data,
                     init_params=self.init_params,
                     random_state=random_state,
@@ -371,11 +371,15 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
                 )
                 start_bound = -np.inf
             else:
-                model = self._fitted_model()
+                start = self._fitted_model()
                 start_bound = self.lower_bound_
+            # Hand the start over without keeping it alive here: at large d
+            # each model is two (k, d, d) arrays.
+            starts = [start]
+            del start
             result = run_em(
                 data,
-                model,
+                starts.pop(),
                 tol=self.tol,
                 max_iter=self.max_iter,
                 reg_covar=self.reg_covar,
@@ -559,7 +563,8 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
     # -- the model value <-> attributes --
     def _set_fitted(self, model: Mixture, dtype) -> None:
         self._fitted_covariance_type = model.covariance.name
-        largest = max(np.abs(a).max() for a in (model.means, model.covariances))
+        covariances = model.covariance_array()
+        largest = max(np.abs(a).max() for a in (model.means, covariances))
         if largest > np.finfo(dtype).max:
             warnings.warn(
                 f"The fitted parameters (up to {largest:.3g}) exceed the range of "
@@ -568,11 +573,12 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
                 stacklevel=3,
             )
             dtype = np.float64
-        self.weights_ = model.weights.astype(dtype)
-        self.means_ = model.means.astype(dtype)
-        self.covariances_ = model.covariances.astype(dtype)
-        self.precisions_cholesky_ = model.precisions_cholesky.astype(dtype)
-        self.precisions_ = model.precisions.astype(dtype)
+        # No copies in float64: the model is a value nothing mutates.
+        self.weights_ = model.weights.astype(dtype, copy=False)
+        self.means_ = model.means.astype(dtype, copy=False)
+        self.covariances_ = covariances.astype(dtype, copy=False)
+        self.precisions_cholesky_ = model.precisions_cholesky.astype(dtype, copy=False)
+        self.precisions_ = model.precisions.astype(dtype, copy=False)
 
     def _fitted_covariance(self) -> Covariance:
         name = getattr(self, "_fitted_covariance_type", self.covariance_type)

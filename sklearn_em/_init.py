@@ -84,7 +84,8 @@ def initial_model(
         precisions_cholesky = covariance.cholesky_from_precisions(precisions_init)
 
     def f64(a):
-        return np.asarray(a, dtype=np.float64)
+        # A copy: the fitted attributes must never alias the user's arrays.
+        return np.array(a, dtype=np.float64)
 
     return Mixture(
         f64(weights), f64(means), f64(covariances), f64(precisions_cholesky), covariance

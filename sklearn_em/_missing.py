@@ -215,7 +215,7 @@ class MissingKernel:
         model, covariance = prep.model, self.covariance
         observed = np.flatnonzero(~missing_mask)
         missing = np.flatnonzero(missing_mask)
-        covariances = covariance.restrict(model.covariances, ~missing_mask)
+        covariances = covariance.restrict(model.covariance_array(), ~missing_mask)
         marginal = Mixture(
             model.weights,
             model.means[:, observed],
@@ -427,7 +427,8 @@ class MissingKernel:
                 weight = np.take(w, rows)
                 log_likelihood += float(weight @ log_norm)
                 resp *= weight
-            observed_moments = marginal.kernel.moments(ws, x_o, f, resp, marginal.prep)
+            observed_moments = np.zeros((k, marginal.kernel.q))
+            marginal.kernel.moments(ws, x_o, f, resp, marginal.prep, observed_moments)
             key = missing_mask.tobytes()
             if key in pending:
                 pending[key][1] += observed_moments

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -19,8 +19,10 @@ class Mixture:
     ----------
     weights : ndarray of shape (n_components,)
     means : ndarray of shape (n_components, n_features)
-    covariances : ndarray
-        Shape per covariance type, as ``covariances_`` in scikit-learn.
+    covariances : ndarray or None
+        Shape per covariance type, as ``covariances_`` in scikit-learn;
+        ``None`` where only the E-step needs the model (they are then derived
+        from the precisions on demand, see :meth:`without_covariances`).
     precisions_cholesky : ndarray
         Same shape as ``covariances``: upper-triangular ``U`` with ``U U^T``
         the precision.
@@ -30,7 +32,7 @@ class Mixture:
 
     weights: np.ndarray
     means: np.ndarray
-    covariances: np.ndarray
+    covariances: np.ndarray | None
     precisions_cholesky: np.ndarray
     covariance: Covariance
 
@@ -61,10 +63,21 @@ class Mixture:
             - 0.5 * self.n_features * LOG_2PI
         )
 
+    def covariance_array(self) -> np.ndarray:
+        """``covariances``, derived from the precisions where not kept."""
+        if self.covariances is not None:
+            return self.covariances
+        return self.covariance.covariances_from_precisions(self.precisions)
+
+    def without_covariances(self) -> Mixture:
+        """The same model holding only what an E-step needs: at large d the
+        covariances are as large as everything else together."""
+        return replace(self, covariances=None)
+
     def full_covariances(self) -> np.ndarray:
         """Covariances as a ``(k, d, d)`` stack."""
         return self.covariance.full_covariances(
-            self.covariances, self.n_components, self.n_features
+            self.covariance_array(), self.n_components, self.n_features
         )
 
     def full_precisions(self) -> np.ndarray:
@@ -82,5 +95,5 @@ class Mixture:
     def sample(self, rng: np.random.RandomState, n_samples: int):
         """``n_samples`` rows drawn as scikit-learn draws them, and their labels."""
         counts = rng.multinomial(n_samples, np.asarray(self.weights, np.float64))
-        X = self.covariance.sample(rng, self.means, self.covariances, counts)
+        X = self.covariance.sample(rng, self.means, self.covariance_array(), counts)
         return X, np.repeat(np.arange(self.n_components), counts)
