@@ -11,6 +11,7 @@ from numpy.testing import assert_allclose
 from scipy import stats as scipy_stats
 
 from sklearn_em import GaussianMixture
+from sklearn_em import _dense as dense_module
 from sklearn_em import _missing as missing_module
 from sklearn_em._covariance import get_covariance
 from sklearn_em._data import TrainingData
@@ -301,3 +302,34 @@ def test_one_component_m_step_is_the_sample_mean_and_covariance():
     model = params_from_stats(stats, covariance, reg_covar=0.0)
     assert_allclose(model.means[0], X.mean(axis=0), rtol=1e-12)
     assert_allclose(model.covariances[0], np.cov(X.T, bias=True), rtol=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_direct_form_equals_the_feature_form(monkeypatch, covariance_type):
+    """Above DIRECT_SECOND_ORDER the kernel forms no feature rows; the
+    statistics and densities are the same."""
+    model = random_model(covariance_type, n_features=12)
+    X = sample_with_missing(model, 1500, 0.1, n_patterns=3)
+    features = TrainingData(X, None, model.covariance, 3, chunk_size=200)
+    expected = features.stats(model)
+    assert not features.dense.direct
+    monkeypatch.setattr(dense_module, "DIRECT_SECOND_ORDER", 0)
+    direct = TrainingData(X, None, model.covariance, 3, chunk_size=200)
+    assert direct.dense.direct
+    got = direct.stats(model).recentered(expected.centers, model.covariance)
+    assert_allclose(got.moments, expected.moments, rtol=1e-10, atol=1e-8)
+    assert got.log_likelihood == pytest.approx(expected.log_likelihood, rel=1e-12)
+    assert_allclose(direct.log_prob(model), features.log_prob(model), rtol=1e-11)
+
+
+def test_high_dimension_matches_sklearn_from_the_same_start():
+    from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(300, 60) + 3.0 * rng.randint(0, 2, 300)[:, None]
+    params = dict(n_components=2, reg_covar=1e-3, random_state=0, tol=1e-6)
+    ours = GaussianMixture(**params).fit(X)
+    theirs = SklearnGaussianMixture(**params).fit(X)
+    assert ours.n_iter_ == theirs.n_iter_
+    assert ours.lower_bound_ == pytest.approx(theirs.lower_bound_, rel=1e-12)
+    assert_allclose(ours.covariances_, theirs.covariances_, rtol=1e-9, atol=1e-12)
