@@ -256,26 +256,12 @@ class TrainingData:
             min(chunk_size or default_chunk_size(width, n_components), self.n_samples),
         )
         self.n_threads = max(1, n_threads(n_jobs, self.n_samples, n_components * q))
-        self.dense = DenseKernel(
-            covariance,
-            self.n_features,
-            n_components,
-            self.center,
-            self.n_features * self.variance_scale,
-            self.chunk_size,
-        )
-        self.missing = (
-            MissingKernel(
-                covariance,
-                self.n_features,
-                n_components,
-                self.center,
-                self.n_features * self.variance_scale,
-                self.chunk_size,
-            )
-            if self.has_missing
-            else None
-        )
+        shape = (covariance, self.n_features, n_components)
+        spread = self.n_features * self.variance_scale
+        self.dense = DenseKernel(*shape, self.center, spread, self.chunk_size)
+        self.missing = None
+        if self.has_missing:
+            self.missing = MissingKernel(*shape, self.center, spread, self.chunk_size)
         self._workspaces: list = []
         self._imputed = None
 

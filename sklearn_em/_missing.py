@@ -104,6 +104,16 @@ def _groups(mask: np.ndarray) -> list[_Group]:
     return groups
 
 
+def _weigh(resp, log_norm, w, rows):
+    """Weight the responsibilities (k, r) of ``rows`` in place; return their
+    summed weighted log-likelihood."""
+    if w is None:
+        return float(log_norm.sum())
+    weight = np.take(w, rows)
+    resp *= weight
+    return float(weight @ log_norm)
+
+
 def _block_inverses(precisions, group):
     """Inverses (k, u, s, s) and log-determinants (k, u) of the missing blocks
     ``P_mm`` of every component for every pattern of ``group``."""
@@ -421,12 +431,7 @@ class MissingKernel:
             marginal = self._marginal(prep, missing_mask)
             x_o = np.take(np.take(x, rows, axis=0), marginal.observed, axis=1)
             f, resp, log_norm = marginal.kernel.posterior(ws, x_o, marginal.prep)
-            if w is None:
-                log_likelihood += float(log_norm.sum())
-            else:
-                weight = np.take(w, rows)
-                log_likelihood += float(weight @ log_norm)
-                resp *= weight
+            log_likelihood += _weigh(resp, log_norm, w, rows)
             observed_moments = np.zeros((k, marginal.kernel.q))
             marginal.kernel.moments(ws, x_o, f, resp, marginal.prep, observed_moments)
             key = missing_mask.tobytes()
@@ -441,13 +446,7 @@ class MissingKernel:
             log_prob, completed, conditional = self._conditional(
                 x0, sub_mask, groups, prep, keep=True
             )
-            log_norm = normalize(log_prob)
-            if w is None:
-                log_likelihood += float(log_norm.sum())
-            else:
-                weight = np.take(w, rows)
-                log_likelihood += float(weight @ log_norm)
-                log_prob *= weight
+            log_likelihood += _weigh(log_prob, normalize(log_prob), w, rows)
             f = np.empty((covariance.n_features_total(d), len(rows)))
             f[0] = 1.0
             spread = np.zeros((k, d * d))
