@@ -100,7 +100,8 @@ class Covariance:
 
         ``second`` holds the responsibility-weighted sums of the second-order
         features about the fixed centre, ``(k, n_second_order)``; ``centred_means``
-        the component means minus the centre.
+        the component means minus the centre. ``reg_covar`` is a scalar or one
+        value per feature, added to the variances.
         """
         raise NotImplementedError
 
@@ -577,7 +578,8 @@ class SphericalCovariance(_VectorCovariance):
     def covariances_from_moments(self, nk, centred_means, second, reg_covar):
         n_features = centred_means.shape[1]
         mean_square = second[:, 0] / nk - (centred_means**2).sum(axis=1)
-        return mean_square / n_features + reg_covar
+        # A per-feature regularisation (a vector) acts through its mean.
+        return mean_square / n_features + np.mean(reg_covar)
 
     def precision_terms(self, precisions_cholesky, centred_means):
         precisions = precisions_cholesky**2

@@ -165,6 +165,12 @@ def check_magnitude(X, center) -> None:
         )
 
 
+def _squares_overflow_float32(X: np.ndarray) -> bool:
+    """Whether squared distances between rows can overflow float32."""
+    top = max(abs(float(np.nanmax(X))), abs(float(np.nanmin(X))))
+    return top > np.sqrt(np.finfo(np.float32).max / (4.0 * X.shape[1]))
+
+
 def check_positive_weights(sample_weight, n_components) -> None:
     """Every component needs at least one row of positive weight to start from."""
     if sample_weight is None:
@@ -370,16 +376,26 @@ class TrainingData:
         return stats
 
     def init_view(self) -> np.ndarray:
-        if not self.has_missing:
-            return self.X
-        if self._imputed is None:
+        if self._imputed is not None:
+            return self._imputed
+        view = self.X
+        if self.has_missing:
             means = self.center.astype(self.X.dtype)
-            self._imputed = np.where(np.isnan(self.X), means, self.X)
-        return self._imputed
+            view = np.where(np.isnan(self.X), means, self.X)
+        if view.dtype == np.float32 and _squares_overflow_float32(view):
+            # k-means squares distances in the data's dtype.
+            view = view.astype(np.float64)
+        self._imputed = None if view is self.X else view
+        return view
 
     def stats_given(
         self, resp: np.ndarray | None = None, labels: np.ndarray | None = None
     ) -> SuffStats:
+        """Statistics of given responsibilities; for hard ``labels``, each
+        component's moments are about its own mean, as scikit-learn computes
+        them: a component started on one row far from the data's centre then
+        gets exactly ``reg_covar``, not cancellation noise of ``eps |x - c|^2``.
+        """
         x_all = self.init_view()
         components = np.arange(self.n_components)[:, None]
 
@@ -398,6 +414,31 @@ class TrainingData:
             return SuffStats(moments, self._common_centers(), 0.0, 0.0)
 
         stats = reduce(operator.add, self._map_ranges(work))
+        stats.total_weight = self.total_weight
+        if labels is None:
+            return stats
+        nk = stats.moments[:, :1]
+        d = self.n_features
+        means = self.center + np.divide(
+            stats.moments[:, 1 : d + 1], nk, out=np.zeros((len(nk), d)), where=nk > 0
+        )
+
+        def about_means(ws, first, last):
+            moments = np.zeros((self.n_components, self.dense.q))
+            for start in range(first, last, self.chunk_size):
+                stop = min(start + self.chunk_size, last)
+                chunk_labels = labels[start:stop]
+                for j in np.unique(chunk_labels[chunk_labels >= 0]):
+                    rows = np.flatnonzero(chunk_labels == j)
+                    w = self._weights(start, stop, rows)
+                    r = np.ones(len(rows)) if w is None else w
+                    x = np.take(x_all[start:stop], rows, axis=0)
+                    self.dense.given_moments(
+                        ws, x, r[None], moments[j : j + 1], center=means[j]
+                    )
+            return SuffStats(moments, means, 0.0, 0.0)
+
+        stats = reduce(operator.add, self._map_ranges(about_means))
         stats.total_weight = self.total_weight
         return stats
 

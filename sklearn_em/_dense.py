@@ -287,12 +287,18 @@ class DenseKernel:
         return float(log_norm.sum() if w is None else w @ log_norm)
 
     def given_moments(
-        self, ws: Workspace, x: np.ndarray, r: np.ndarray, out: np.ndarray
+        self,
+        ws: Workspace,
+        x: np.ndarray,
+        r: np.ndarray,
+        out: np.ndarray,
+        center: np.ndarray | None = None,
     ) -> None:
-        """Add moments about the common centre for given responsibilities
-        (k, m) to ``out``."""
+        """Add moments about ``center`` (the common centre by default) for
+        given responsibilities (k, m) to ``out``."""
         if self.direct:
             for j, row in enumerate(r):
-                self._add_direct_moments(x, row, self.center, out[j])
+                point = self.center if center is None else center
+                self._add_direct_moments(x, row, point, out[j])
             return
-        out += r @ self.features(ws, x).T
+        out += r @ self.features(ws, x, center).T

@@ -28,6 +28,7 @@ class EMResult:
     n_iter: int = 0
     converged: bool = False
     n_reseeded: int = 0
+    floored: bool = False
 
 
 def _moment_estimates(stats: SuffStats, covariance: Covariance, reg_covar: float):
@@ -50,6 +51,10 @@ def _moment_estimates(stats: SuffStats, covariance: Covariance, reg_covar: float
 # reg_covar > 0 the likelihood is bounded and, as in scikit-learn, only a
 # covariance that is not positive definite counts as collapsed.
 MAX_RELATIVE_PRECISION = 1e12
+
+# The repair of last resort, as a share of each feature's variance: far below
+# any real cluster's spread, far above the rounding of a covariance (~1e-16).
+COLLAPSE_FLOOR = 1e-10
 
 
 def _checked_model(weights, means, covariances, covariance, feature_variances):
@@ -156,14 +161,17 @@ def run_em(
     re-seeded at the worst-explained row, up to ``max_reseeds`` times in all
     (default: twice the number of components); the iteration that re-seeds
     never counts as converged. Past that, or when every component collapses,
-    the :class:`IllDefinedCovariance` error propagates.
+    a run with ``reg_covar > 0`` floors every variance at ``reg_covar +
+    COLLAPSE_FLOOR`` times its feature's variance for the rest of the run
+    (``floored`` in the result); with ``reg_covar = 0`` the
+    :class:`IllDefinedCovariance` error propagates.
     """
     covariance = source.covariance
     variances = source.feature_variances if reg_covar == 0 else None
     if max_reseeds is None:
         max_reseeds = 2 * model.n_components
     lower_bounds: list[float] = []
-    converged = False
+    converged = floored = False
     n_iter = n_reseeded = 0
     for n_iter in range(1, max_iter + 1):
         previous = lower_bound
@@ -172,26 +180,35 @@ def run_em(
         model = model.without_covariances()
         lower_bound = stats.log_likelihood / stats.total_weight
         lower_bounds.append(lower_bound)
+        repaired = False
         try:
             model = params_from_stats(stats, covariance, reg_covar, variances)
-            reseeded = False
         except IllDefinedCovariance as error:
             collapsed = error.components
             n_collapsed = int(collapsed.sum())
             n_reseeded += n_collapsed
-            if collapsed.all() or n_reseeded > max_reseeds:
+            seeds = None
+            if not collapsed.all() and n_reseeded <= max_reseeds:
+                seeds = source.worst_rows(model, n_collapsed)
+            if seeds is not None and len(seeds) == n_collapsed:
+                model = reseed_components(
+                    stats, collapsed, seeds, covariance, reg_covar, variances
+                )
+            elif np.all(reg_covar > 0) and not floored:
+                # The data keep pulling a component onto a degenerate set:
+                # hold every variance above a small share of its feature's.
+                reg_covar = reg_covar + COLLAPSE_FLOOR * source.feature_variances
+                model = params_from_stats(stats, covariance, reg_covar)
+                floored = True
+            else:
                 raise
-            seeds = source.worst_rows(model, n_collapsed)
-            if len(seeds) < n_collapsed:
-                raise
-            model = reseed_components(
-                stats, collapsed, seeds, covariance, reg_covar, variances
-            )
-            reseeded = True
+            repaired = True
         change = lower_bound - previous
         if on_iteration is not None:
             on_iteration(n_iter, change)
-        if abs(change) < tol and not reseeded:
+        if abs(change) < tol and not repaired:
             converged = True
             break
-    return EMResult(model, lower_bound, lower_bounds, n_iter, converged, n_reseeded)
+    return EMResult(
+        model, lower_bound, lower_bounds, n_iter, converged, n_reseeded, floored
+    )

@@ -30,7 +30,7 @@ from ._covariance import (
     get_covariance,
 )
 from ._data import TrainingData
-from ._em import run_em, stats_from_model
+from ._em import COLLAPSE_FLOOR, run_em, stats_from_model
 from ._init import initial_model
 from ._model import Mixture
 from ._online import OnlineState, online_step
@@ -333,6 +333,15 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
                 f"{best.n_reseeded} time(s) a component collapsed (its covariance "
                 "was not positive definite) and was re-seeded at the worst-"
                 "explained sample. Consider fewer components or a larger reg_covar.",
+                DegenerateComponentWarning,
+                stacklevel=2,
+            )
+        if best.floored:
+            warnings.warn(
+                "Components kept collapsing onto degenerate sets of rows after "
+                "every re-seed; variances were held above "
+                f"{COLLAPSE_FLOOR:g} of each feature's variance (plus reg_covar) "
+                "from then on. Consider fewer components or a larger reg_covar.",
                 DegenerateComponentWarning,
                 stacklevel=2,
             )
