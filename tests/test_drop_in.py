@@ -94,20 +94,20 @@ class Comparison:
 
     The bounds must agree to ``RTOL``. Two exceptions, checked only when they
     do not. First, a documented difference: from seeds of one row each
-    ('k-means++', 'random_from_data'), scikit-learn's starting covariances
-    are not those of its own M-step on the seeds ('tied' uses ``X^T X`` of
-    all rows, so its start depends on the coordinate origin; the others carry
+    ('k-means++', 'random_from_data'), scikit-learn's starting covariances are
+    not those of its own M-step on the seeds ('tied' uses ``X^T X`` of all
+    rows, so its start depends on the coordinate origin; the others carry
     cancellation noise of ``eps |x|^2`` far from the origin), while ours are
     exact (``reg_covar`` about each seed): the two runs then start apart and
     may end in different optima. Second: scikit-learn takes its diagonal and
     spherical variances (and, at initialisation, its moments) about the origin,
-    so its answer can depend on where the data sit, by far more than ``RTOL`` when a component is narrow
-    and far from the origin (e.g. a component on one row at 1e5 gets a
-    variance of reg_covar + ~1e-5 instead of reg_covar). A translated copy of
-    ``X`` is the same problem with the same start in exact arithmetic: where
-    scikit-learn's bounds on such copies spread by more than ``RTOL``, its own
-    answer is known only that well, and ours must be no worse than the worst
-    of them.
+    so its answer can depend on where the data sit, by far more than ``RTOL``
+    when a component is narrow and far from the origin (e.g. a component on one
+    row at 1e5 gets a variance of reg_covar + ~1e-5 instead of reg_covar). A
+    translated copy of ``X`` is the same problem with the same start in exact
+    arithmetic: where scikit-learn's bounds on such copies spread by more than
+    ``RTOL``, its own answer is known only that well, and ours must be no worse
+    than the worst of them.
     """
 
     X: np.ndarray
