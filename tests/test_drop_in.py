@@ -156,26 +156,33 @@ class Comparison:
         return "mismatch"
 
     @property
+    def starts(self):
+        """Both first lower bounds; scikit-learn's is ``None`` before 1.7,
+        which has no ``lower_bounds_``."""
+        theirs = getattr(self.theirs.model, "lower_bounds_", None)
+        return self.ours.model.lower_bounds_[0], None if theirs is None else theirs[0]
+
+    @property
     def same_start(self):
-        start_ours = self.ours.model.lower_bounds_[0]
-        start_theirs = self.theirs.model.lower_bounds_[0]
+        """Whether both runs started at the same bound (False when unknown)."""
+        start_ours, start_theirs = self.starts
+        if start_theirs is None:
+            return False
         return abs(start_ours - start_theirs) <= RTOL * abs(start_theirs)
 
     def _describe_mismatch(self):
         ours, theirs = self.ours.model, self.theirs.model
-        start_ours, start_theirs = ours.lower_bounds_[0], theirs.lower_bounds_[0]
-        same_start = abs(start_ours - start_theirs) <= RTOL * abs(start_theirs)
+        start_ours, start_theirs = self.starts
+        start = (
+            "same start"
+            if self.same_start
+            else f"different start: ours {start_ours:.10g}, sklearn {start_theirs}"
+        )
         return (
             f"lower bounds differ: ours {ours.lower_bound_!r}, sklearn "
             f"{theirs.lower_bound_!r} (on translated copies "
             f"{np.array2string(self.sklearn_bounds[1:], precision=10)}); "
-            + (
-                "same start"
-                if same_start
-                else f"different start: ours {start_ours:.10g}, "
-                f"sklearn {start_theirs:.10g}"
-            )
-            + f"; iterations {ours.n_iter_}/{theirs.n_iter_}"
+            f"{start}; iterations {ours.n_iter_}/{theirs.n_iter_}"
         )
 
     def problems(self):
