@@ -262,6 +262,11 @@ class TrainingData:
             min(chunk_size or default_chunk_size(width, n_components), self.n_samples),
         )
         self.n_threads = max(1, n_threads(n_jobs, self.n_samples, n_components * q))
+        if self.has_missing and n_jobs is None:
+            # The missing-value kernel is many small numpy calls that hold the
+            # GIL: on 2 cores, 2 threads took 325 ms against 209 ms for one
+            # E-step of 200k x 16 rows with one NaN each (complete: 65 / 73).
+            self.n_threads = 1
         shape = (covariance, self.n_features, n_components)
         spread = self.n_features * self.variance_scale
         self.dense = DenseKernel(*shape, self.center, spread, self.chunk_size)

@@ -98,7 +98,9 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         data with 16 full components, or 1e7 2-D rows), else one thread; on 2
         cores two threads were measured 1.7x faster on the former and no faster
         on 1e5-1e6 2-D rows, whose kernel is bound by memory traffic and Python
-        overhead. ``-1`` always uses every core, ``1`` never threads. Results
+        overhead. Data with missing values take one thread under ``None``
+        (their kernel holds the GIL; two threads were measured 1.6x slower).
+        ``-1`` always uses every core, ``1`` never threads. Results
         depend (to rounding) on the number of threads, never on timing.
 
     learning_decay : float, default=0.7
