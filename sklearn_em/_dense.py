@@ -125,6 +125,9 @@ class DenseKernel:
         self.q = covariance.n_features_total(n_features)
         self.chunk_size = chunk_size
         self.direct = uses_direct(covariance, n_features)
+        # Whether rows may be far enough out for their squares to overflow:
+        # training data are checked once for that instead (see _data).
+        self.guarded = True
 
     def workspace(self) -> Workspace:
         return Workspace()
@@ -138,24 +141,24 @@ class DenseKernel:
         for them), so they keep full precision.
         """
         k = self.n_components
-        peaks = model.log_peaks()
+        log_weights = model.log_weights()
+        peaks = model.log_peaks(log_weights)
         if self.direct:
             w_matrix = None
             local = np.arange(k)
         else:
             w_matrix = self.covariance.log_prob_weights(
-                model.log_weights(),
-                model.means - self.center,
-                model.precisions_cholesky,
+                log_weights, model.means - self.center, model.precisions_cholesky
             )
             distance2 = ((model.means - self.center) ** 2).sum(axis=1)
             precision = self.covariance.largest_precision(model.precisions_cholesky, k)
             local = np.flatnonzero(
                 precision * (distance2 + self.spread) > _MAX_EXPANSION
             )
-        centers = np.tile(self.center, (k, 1))
+        centers = np.broadcast_to(self.center, (k, self.n_features))
         cholesky = None
         if len(local):
+            centers = centers.copy()
             centers[local] = model.means[local]
             cholesky = self.covariance.cholesky_matrices(
                 model.precisions_cholesky, k, self.n_features
@@ -198,17 +201,21 @@ class DenseKernel:
             for j in range(self.n_components):
                 out[j] = self._direct(x, prep, j)
             return None, out
-        # Overflow is caught below, by the NaN it leaves.
-        with np.errstate(over="ignore", invalid="ignore"):
+        if not self.guarded:
             f = self.features(ws, x)
             log_prob = np.matmul(prep.w_matrix, f, out=out)
+        else:
+            # Overflow is caught below, by the NaN it leaves.
+            with np.errstate(over="ignore", invalid="ignore"):
+                f = self.features(ws, x)
+                log_prob = np.matmul(prep.w_matrix, f, out=out)
         for j in prep.local:
             log_prob[j] = self._direct(x, prep, j)
-        if np.isnan(prep.ones @ log_prob).any():
+        if self.guarded:
+            bad = np.flatnonzero(np.isnan(prep.ones @ log_prob))
             # Squares of rows ~1e154 from the centre overflow in the features
             # (inf - inf); the direct form gives their true -inf.
-            bad = np.flatnonzero(np.isnan(prep.ones @ log_prob))
-            for j in range(self.n_components):
+            for j in range(self.n_components if len(bad) else 0):
                 log_prob[j, bad] = self._direct(x[bad], prep, j)
         return f, log_prob
 

@@ -53,10 +53,10 @@ class Mixture:
         with np.errstate(divide="ignore"):
             return np.log(self.weights)
 
-    def log_peaks(self) -> np.ndarray:
+    def log_peaks(self, log_weights: np.ndarray | None = None) -> np.ndarray:
         """``log pi_k + log N_k(mu_k)``: each weighted density at its mean."""
         return (
-            self.log_weights()
+            (self.log_weights() if log_weights is None else log_weights)
             + self.covariance.log_det_cholesky(
                 self.precisions_cholesky, self.n_features
             )
