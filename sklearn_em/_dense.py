@@ -33,13 +33,14 @@ _MIN_CHUNK, _MAX_CHUNK = 16, 32768
 _MAX_EXPANSION = 1e6
 
 
-# Above this many second-order features per row (full/tied at d >= 31), the
+# Above this many second-order features per row (full/tied at d >= 56), the
 # feature rows cost more memory traffic than they save: log-densities come
 # from ``(x - mu) U`` and moments from ``Y^T diag(r) Y``, one matrix product
 # per component each (as scikit-learn does), and no feature rows are formed.
-# Measured (2 cores, one thread, 5 iterations, direct / features time):
-# d=24 k=16 1.22, d=32 k=16 0.93, d=48 k=8 0.50, d=96 k=4 0.22.
-DIRECT_SECOND_ORDER = 480
+# Measured on make_blobs data, 2 cores, time direct / features with n_jobs 1
+# and 2: d=32 k=16 1.88 / 1.58, d=48 k=16 1.41 / 1.10, d=64 k=8 0.76 / 0.50,
+# d=96 k=4 0.32 / 0.17.
+DIRECT_SECOND_ORDER = 1540
 
 
 def uses_direct(covariance: Covariance, n_features: int) -> bool:
