@@ -13,9 +13,12 @@ kernel behind this one, and nothing else changes:
     Fixed point that statistics are taken about (near the data mean).
 ``feature_variances`` : ndarray (n_features,)
     Variance of each feature, the scale of numerical thresholds.
+``sample_weight`` : ndarray (n_samples,) or None, ``total_weight`` : float
+    The weights initialisation draws with (normalised: only ratios matter).
 ``stats(model) -> SuffStats``
     One E-step: summed statistics and log-likelihood of every row under
-    ``model``, with moments about ``centers_for(model)``.
+    ``model``; each component's moments about a centre of the source's
+    choosing (``SuffStats.centers``), which the M-step reads back.
 ``stats_given(resp=None, labels=None) -> SuffStats``
     Statistics for given responsibilities ``(n, k)`` or hard ``labels`` (-1:
     no component), on the view initialisation uses.
