@@ -7,7 +7,25 @@ the tuple itself only where a fixture cannot go (parametrize with other
 arguments, module-scoped fixtures, hypothesis strategies).
 """
 
+import numpy as np
+
 # The covariance types of sklearn.mixture.GaussianMixture, in its order. Written
 # out rather than read from sklearn_em so that a type the library dropped fails
 # tests/test_covariance.py instead of silently disappearing from every test.
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+
+def as_full_stack(values, covariance_type, n_components, n_features):
+    """Covariance-shaped values (or precisions) as a (k, d, d) stack.
+
+    Written here, not taken from the library, so that tests check the
+    covariance module against an independent reading of the shapes.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if covariance_type == "full":
+        return values
+    if covariance_type == "tied":
+        return np.broadcast_to(values, (n_components, n_features, n_features))
+    if covariance_type == "diag":
+        return np.stack([np.diag(v) for v in values])
+    return values[:, None, None] * np.eye(n_features)

@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 import pytest
-from _helpers import COVARIANCE_TYPES
+from _helpers import COVARIANCE_TYPES, as_full_stack
 from numpy.testing import assert_allclose
 from scipy.stats import multivariate_normal
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
@@ -54,17 +54,6 @@ def random_covariances(rng, covariance_type, n_components, n_features):
     if covariance_type == "diag":
         return rng.uniform(0.2, 3.0, (n_components, n_features))
     return rng.uniform(0.2, 3.0, n_components)
-
-
-def as_full_stack(values, covariance_type, n_components, n_features):
-    """Covariance-shaped values (or precisions) as a (k, d, d) stack."""
-    if covariance_type == "full":
-        return values
-    if covariance_type == "tied":
-        return np.broadcast_to(values, (n_components, n_features, n_features))
-    if covariance_type == "diag":
-        return np.stack([np.diag(v) for v in values])
-    return values[:, None, None] * np.eye(n_features)
 
 
 def features(covariance, y):

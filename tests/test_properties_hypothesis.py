@@ -19,7 +19,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from _helpers import COVARIANCE_TYPES
+from _helpers import COVARIANCE_TYPES, as_full_stack
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -71,18 +71,6 @@ def _problem(X, covariance_type, n_components, max_iter, init_params="kmeans"):
         "init_params": init_params,
         "random_state": 0,
     }
-
-
-def as_full(values, covariance_type, n_components, n_features):
-    """Covariance-shaped values as a (k, d, d) stack whatever the type."""
-    values = np.asarray(values, dtype=np.float64)
-    if covariance_type == "full":
-        return values
-    if covariance_type == "tied":
-        return np.broadcast_to(values, (n_components, n_features, n_features))
-    if covariance_type == "diag":
-        return np.stack([np.diag(v) for v in values])
-    return values[:, None, None] * np.eye(n_features)
 
 
 def assert_spd(stack, data_scale):
@@ -163,7 +151,7 @@ def _reference_m_step(X, resp, covariance_type, reg_covar):
 
 def _fitted_theta(gmm, covariance_type, n_features):
     k = gmm.n_components
-    covariances = as_full(gmm.covariances_, covariance_type, k, n_features)
+    covariances = as_full_stack(gmm.covariances_, covariance_type, k, n_features)
     return gmm.weights_.astype(np.float64), gmm.means_.astype(np.float64), covariances
 
 
@@ -256,9 +244,9 @@ def test_fit_gives_valid_mixture_or_documented_error(problem):
 
     ctype = params["covariance_type"]
     scale = float(np.abs(X - X.mean(axis=0)).max())
-    assert_spd(as_full(gmm.covariances_, ctype, k, d), scale)
+    assert_spd(as_full_stack(gmm.covariances_, ctype, k, d), scale)
     # Precisions are not formed from the data: symmetric to their own rounding.
-    assert_spd(as_full(gmm.precisions_, ctype, k, d), 0.0)
+    assert_spd(as_full_stack(gmm.precisions_, ctype, k, d), 0.0)
 
     assert proba.shape == (len(X), k)
     assert np.all(np.isfinite(proba))
@@ -279,7 +267,7 @@ def test_fit_gives_valid_mixture_or_documented_error(problem):
     # fits (collinear or constant features held up by reg_covar alone, cond up
     # to 1e10) exceeds BOUND_RTOL; the same MLE reached by two computations
     # differs by that much. For well-conditioned fits this adds ~1e-13.
-    eigenvalues = np.linalg.eigvalsh(as_full(gmm.covariances_, ctype, k, d))
+    eigenvalues = np.linalg.eigvalsh(as_full_stack(gmm.covariances_, ctype, k, d))
     condition = float((eigenvalues[:, -1] / eigenvalues[:, 0]).max())
     allowed = allowed + 10 * d * np.finfo(float).eps * condition
     if np.any(drops > allowed):
