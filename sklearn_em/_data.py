@@ -7,7 +7,7 @@ and initialisation (:mod:`._init`) know the data only through these members;
 a new engine (compiled, Dask, GPU) is a new source implementing them, or a new
 kernel behind this one, and nothing else changes:
 
-``n_features``, ``n_components``, ``covariance``
+``n_samples``, ``n_features``, ``n_components``, ``covariance``
     The problem's shape and covariance operations.
 ``center`` : ndarray (n_features,)
     Fixed point that statistics are taken about (near the data mean).
@@ -23,8 +23,9 @@ kernel behind this one, and nothing else changes:
     Statistics for given responsibilities ``(n, k)`` or hard ``labels`` (-1:
     no component), on the view initialisation uses.
 ``init_view() -> ndarray``
-    The rows initialisation draws from (k-means cannot take NaN: missing
-    values are replaced by their column means).
+    The rows k-means initialisation runs on (it cannot take NaN: missing
+    values are replaced by their column means, in a copy of ``X``; the other
+    initialisations never ask for it).
 ``worst_rows(model, count) -> ndarray (count, n_features)``
     The rows ``model`` explains worst (of positive weight), for re-seeding
     collapsed components; missing coordinates filled by column means.
@@ -426,6 +427,14 @@ class TrainingData:
         self._imputed = None if view is self.X else view
         return view
 
+    def _imputed_rows(self, start, stop):
+        """Rows ``start:stop`` with missing values replaced by column means,
+        made per chunk (no copy of ``X``)."""
+        x = self.X[start:stop]
+        if not self.has_missing:
+            return x
+        return np.where(np.isnan(x), self.center.astype(x.dtype), x)
+
     def stats_given(
         self, resp: np.ndarray | None = None, labels: np.ndarray | None = None
     ) -> SuffStats:
@@ -434,7 +443,6 @@ class TrainingData:
         them: a component started on one row far from the data's centre then
         gets exactly ``reg_covar``, not cancellation noise of ``eps |x - c|^2``.
         """
-        x_all = self.init_view()
         components = np.arange(self.n_components)[:, None]
 
         def work(ws, first, last):
@@ -448,7 +456,9 @@ class TrainingData:
                 w = self._weights(start, stop)
                 if w is not None:
                     r *= w
-                self.dense.given_moments(ws, x_all[start:stop], r, moments)
+                self.dense.given_moments(
+                    ws, self._imputed_rows(start, stop), r, moments
+                )
             return SuffStats(moments, self._common_centers(), 0.0, 0.0)
 
         stats = reduce(operator.add, self._map_ranges(work))
@@ -470,7 +480,7 @@ class TrainingData:
                     rows = np.flatnonzero(chunk_labels == j)
                     w = self._weights(start, stop, rows)
                     r = np.ones(len(rows)) if w is None else w
-                    x = np.take(x_all[start:stop], rows, axis=0)
+                    x = np.take(self._imputed_rows(start, stop), rows, axis=0)
                     self.dense.given_moments(
                         ws, x, r[None], moments[j : j + 1], center=means[j]
                     )

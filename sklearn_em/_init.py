@@ -15,21 +15,23 @@ from ._model import Mixture
 
 
 def initial_assignment(
-    x: np.ndarray,
-    sample_weight: np.ndarray | None,
-    n_components: int,
+    source,
     init_params: str,
     random_state: np.random.RandomState,
 ) -> dict:
     """Responsibilities to start from: ``{'labels': ...}`` or ``{'resp': ...}``.
 
     Labels of -1 mark rows that belong to no component (for the methods that
-    seed each component with a single row).
+    seed each component with a single row). Only the k-means methods need the
+    rows themselves (``source.init_view()``); the others draw from their count
+    and weights alone.
     """
-    n_samples = x.shape[0]
+    n_samples, n_components = source.n_samples, source.n_components
+    sample_weight = source.sample_weight
     if init_params == "kmeans":
         kmeans = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
-        return {"labels": kmeans.fit(x, sample_weight=sample_weight).labels_}
+        labels = kmeans.fit(source.init_view(), sample_weight=sample_weight).labels_
+        return {"labels": labels}
     if init_params == "random":
         resp = random_state.uniform(size=(n_samples, n_components))
         resp /= resp.sum(axis=1)[:, None]
@@ -39,7 +41,10 @@ def initial_assignment(
         indices = random_state.choice(n_samples, size=n_components, replace=False, p=p)
     else:  # "k-means++"; the parameter constraints rule out anything else
         _, indices = kmeans_plusplus(
-            x, n_components, sample_weight=sample_weight, random_state=random_state
+            source.init_view(),
+            n_components,
+            sample_weight=sample_weight,
+            random_state=random_state,
         )
     labels = np.full(n_samples, -1, dtype=np.intp)
     labels[indices] = np.arange(n_components)
@@ -65,13 +70,7 @@ def initial_model(
     covariance = source.covariance
     drawn = None
     if weights_init is None or means_init is None or precisions_init is None:
-        assignment = initial_assignment(
-            source.init_view(),
-            source.sample_weight,
-            source.n_components,
-            init_params,
-            random_state,
-        )
+        assignment = initial_assignment(source, init_params, random_state)
         drawn = params_from_stats(
             source.stats_given(**assignment), covariance, reg_covar
         )

@@ -5,6 +5,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import optimize, stats
 from scipy.optimize import linear_sum_assignment
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
 from sklearn_em import GaussianMixture
@@ -176,3 +177,30 @@ def test_input_with_missing_values_is_not_modified(X):
     gmm = GaussianMixture(3, random_state=0).fit(X_missing)
     gmm.predict_proba(X_missing)
     assert_array_equal(X_missing, original)
+
+
+def _fit_peak(X, **params):
+    import tracemalloc
+
+    tracemalloc.start()
+    with pytest.warns(ConvergenceWarning):
+        GaussianMixture(3, max_iter=3, tol=0, random_state=0, **params).fit(X)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+@pytest.mark.parametrize("init_params", ["random", "random_from_data"])
+def test_missing_values_add_no_memory_that_grows_with_n(init_params):
+    """NaN rows cost no copy of X, in the E-steps or in an initialisation that
+    does not run k-means: the peak is that of the complete data, within the
+    chunk buffers (the arrays of one entry per row, labels and starting
+    responsibilities, are the same for both)."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(400_000, 4) + 4.0 * rng.randint(0, 3, 400_000)[:, None]
+    X_nan = X.copy()
+    X_nan[rng.rand(*X.shape) < 0.1] = np.nan
+    X_nan[np.isnan(X_nan).all(axis=1), 0] = 0.0
+    complete = _fit_peak(X, init_params=init_params)
+    missing = _fit_peak(X_nan, init_params=init_params)
+    assert missing < complete + 2 * 2**20, (missing / 2**20, complete / 2**20)
