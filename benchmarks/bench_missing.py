@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as h
 
 from sklearn_em import GaussianMixture as OurGaussianMixture
+from sklearn_em._covariance import get_covariance
 from sklearn_em.datasets import make_three_gaussians
 
 DEFAULTS = {
@@ -58,14 +59,20 @@ def missing_mask(shape, fraction, seed):
     return mask
 
 
+def full_covariances(model):
+    """Covariances as a (k, d, d) stack, so components permute alike for every
+    type (a 'tied' matrix repeats)."""
+    k, d = model.means_.shape
+    cov = get_covariance(model.covariance_type)
+    return cov.full_covariances(model.covariances_, k, d)
+
+
 def summary(model, reference, seconds=None):
     """Max abs errors of weights, means and covariances against the reference
     (components matched), and the fit's time and convergence."""
     order = h.match_components(model.means_, reference.means_)
-    tied = model.covariance_type == "tied"  # one shared matrix: not permuted
-    covariances = model.covariances_ if tied else model.covariances_[order]
-    got = (model.weights_[order], model.means_[order], covariances)
-    want = (reference.weights_, reference.means_, reference.covariances_)
+    got = (model.weights_[order], model.means_[order], full_covariances(model)[order])
+    want = (reference.weights_, reference.means_, full_covariances(reference))
     pairs = zip(ERRORS, got, want, strict=True)
     return {
         **{k: float(np.max(np.abs(a - b))) for k, a, b in pairs},

@@ -302,11 +302,12 @@ class TrainingData:
             self.n_threads = 1
         shape = (covariance, self.n_features, n_components)
         spread = self.n_features * self.variance_scale
-        self.dense = DenseKernel(*shape, self.center, spread, self.chunk_size)
-        self.dense.guarded = not training
-        self.missing = None
-        if self.has_missing:
-            self.missing = MissingKernel(*shape, self.center, spread, self.chunk_size)
+        # Training rows are checked once for overflowing squares (above);
+        # new rows for inference are guarded chunk by chunk.
+        self.dense = DenseKernel(
+            *shape, self.center, spread, self.chunk_size, guarded=not training
+        )
+        self.missing = MissingKernel(self.dense) if self.has_missing else None
         self._workspaces: list = []
         self._imputed = None
 
@@ -443,33 +444,25 @@ class TrainingData:
         them: a component started on one row far from the data's centre then
         gets exactly ``reg_covar``, not cancellation noise of ``eps |x - c|^2``.
         """
-        components = np.arange(self.n_components)[:, None]
+        if labels is not None:
+            means = self._label_means(labels)
+        else:
 
-        def work(ws, first, last):
-            moments = np.zeros((self.n_components, self.dense.q))
-            for start in range(first, last, self.chunk_size):
-                stop = min(start + self.chunk_size, last)
-                if resp is not None:
+            def work(ws, first, last):
+                moments = np.zeros((self.n_components, self.dense.q))
+                for start in range(first, last, self.chunk_size):
+                    stop = min(start + self.chunk_size, last)
                     r = np.array(resp[start:stop].T, dtype=np.float64)
-                else:
-                    r = (labels[start:stop] == components).astype(np.float64)
-                w = self._weights(start, stop)
-                if w is not None:
-                    r *= w
-                self.dense.given_moments(
-                    ws, self._imputed_rows(start, stop), r, moments
-                )
-            return SuffStats(moments, self._common_centers(), 0.0, 0.0)
+                    w = self._weights(start, stop)
+                    if w is not None:
+                        r *= w
+                    x = self._imputed_rows(start, stop)
+                    self.dense.given_moments(ws, x, r, moments)
+                return SuffStats(moments, self._common_centers(), 0.0, 0.0)
 
-        stats = reduce(operator.add, self._map_ranges(work))
-        stats.total_weight = self.total_weight
-        if labels is None:
+            stats = reduce(operator.add, self._map_ranges(work))
+            stats.total_weight = self.total_weight
             return stats
-        nk = stats.moments[:, :1]
-        d = self.n_features
-        means = self.center + np.divide(
-            stats.moments[:, 1 : d + 1], nk, out=np.zeros((len(nk), d)), where=nk > 0
-        )
 
         def about_means(ws, first, last):
             moments = np.zeros((self.n_components, self.dense.q))
@@ -489,6 +482,28 @@ class TrainingData:
         stats = reduce(operator.add, self._map_ranges(about_means))
         stats.total_weight = self.total_weight
         return stats
+
+    def _label_means(self, labels: np.ndarray) -> np.ndarray:
+        """Weighted mean of each label's rows (the data's centre for a label
+        with none), summed about the centre, one chunk at a time."""
+        k, d = self.n_components, self.n_features
+        sums, totals = np.zeros((k, d)), np.zeros(k)
+        for start, stop in _row_blocks(self.n_samples, self.chunk_size):
+            chunk_labels = labels[start:stop]
+            rows = np.flatnonzero(chunk_labels >= 0)
+            chunk_labels = chunk_labels[rows]
+            w = self._weights(start, stop, rows)
+            w = np.ones(len(rows)) if w is None else w
+            y = np.take(self._imputed_rows(start, stop), rows, axis=0) - self.center
+            totals += np.bincount(chunk_labels, weights=w, minlength=k)
+            for j in range(d):
+                sums[:, j] += np.bincount(
+                    chunk_labels, weights=w * y[:, j], minlength=k
+                )
+        shift = np.divide(
+            sums, totals[:, None], out=np.zeros((k, d)), where=totals[:, None] > 0
+        )
+        return self.center + shift
 
     def _common_centers(self):
         return np.broadcast_to(self.center, (self.n_components, self.n_features))

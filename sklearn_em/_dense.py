@@ -107,6 +107,9 @@ class DenseKernel:
         precision.
     chunk_size : int
         Largest number of rows per chunk, to size the buffers.
+    guarded : bool
+        Whether rows may lie far enough out for their squares to overflow;
+        then overflow is caught and such rows take the direct form.
     """
 
     def __init__(
@@ -117,6 +120,7 @@ class DenseKernel:
         center: np.ndarray,
         spread: float,
         chunk_size: int,
+        guarded: bool = True,
     ):
         self.covariance = covariance
         self.n_features = n_features
@@ -126,9 +130,7 @@ class DenseKernel:
         self.q = covariance.n_features_total(n_features)
         self.chunk_size = chunk_size
         self.direct = uses_direct(covariance, n_features)
-        # Whether rows may be far enough out for their squares to overflow:
-        # training data are checked once for that instead (see _data).
-        self.guarded = True
+        self.guarded = guarded
 
     def workspace(self) -> Workspace:
         return Workspace()

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._covariance import LOG_2PI, Covariance
+from ._covariance import LOG_2PI
 from ._dense import DenseKernel, Prepared, Workspace
 from ._model import Mixture
 from ._stats import SuffStats, normalize
@@ -172,34 +172,18 @@ class MissingKernel:
 
     Parameters
     ----------
-    covariance : Covariance
-    n_features, n_components : int
-    center : ndarray of shape (n_features,)
-        The common centre of the dense kernel.
-    spread : float
-        Summed variance of the features (see :class:`._dense.DenseKernel`).
-    chunk_size : int
-        Rows per chunk of the source, whose dense workspaces the marginal
-        kernels reuse.
+    dense : DenseKernel
+        The complete-row kernel of the same data: its shape, centre, spread
+        and chunk size, and the kernel the marginal problems are built like.
     """
 
-    def __init__(
-        self,
-        covariance: Covariance,
-        n_features: int,
-        n_components: int,
-        center: np.ndarray,
-        spread: float,
-        chunk_size: int,
-    ):
-        self.covariance = covariance
-        self.n_features = n_features
-        self.n_components = n_components
-        self.center = center
-        self.spread = spread
-        self.dense_chunk_size = chunk_size
-        q = covariance.n_features_total(n_features)
-        per_row = 8 * (3 * n_components * n_features + q + n_features)
+    def __init__(self, dense: DenseKernel):
+        self.dense = dense
+        self.covariance = dense.covariance
+        self.n_features = dense.n_features
+        self.n_components = dense.n_components
+        q = dense.q
+        per_row = 8 * (3 * self.n_components * self.n_features + q + self.n_features)
         self.chunk_size = max(16, _CHUNK_BYTES // per_row)
 
     def prepare(self, model: Mixture, centers: np.ndarray) -> MissingPrepared:
@@ -233,13 +217,15 @@ class MissingKernel:
             covariance.precisions_cholesky(covariances),
             covariance,
         )
+        dense = self.dense
         kernel = DenseKernel(
             covariance,
             len(observed),
             self.n_components,
-            self.center[observed],
-            self.spread * len(observed) / self.n_features,
-            self.dense_chunk_size,
+            dense.center[observed],
+            dense.spread * len(observed) / self.n_features,
+            dense.chunk_size,
+            guarded=dense.guarded,
         )
         full = model.full_covariances()
         s_oo = full[:, observed][:, :, observed]
