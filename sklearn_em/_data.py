@@ -22,6 +22,9 @@ kernel behind this one, and nothing else changes:
 ``stats_given(resp=None, labels=None) -> SuffStats``
     Statistics for given responsibilities ``(n, k)`` or hard ``labels`` (-1:
     no component), on the view initialisation uses.
+``initialization_source(random_state) -> source``
+    The in-memory source that initialisations drawing from the data use: this
+    one, or for data beyond memory (Dask) a bounded sample of it.
 ``init_view() -> ndarray``
     The rows k-means initialisation runs on (it cannot take NaN: missing
     values are replaced by their column means, in a copy of ``X``; the other
@@ -31,7 +34,10 @@ kernel behind this one, and nothing else changes:
     collapsed components; missing coordinates filled by column means.
 ``log_prob(model)``, ``responsibilities(model)``, ``labels(model)``
     Per-row ``log p(x)`` (n,), posteriors (n, k) and most probable components
-    (n,), in the rows' order and the data's dtype.
+    (n,), in the rows' order and the data's dtype (lazy arrays for Dask).
+``log_weight_scale`` : float
+    Log of the factor the source divided the weights by (0 when the caller
+    normalised them).
 
 A source is built once per ``fit``, ``partial_fit`` or inference call. This one
 holds an in-memory array and runs two kernels over chunks of its rows, on the
@@ -110,7 +116,7 @@ def column_means(
         return totals / weights
 
 
-def feature_variances(
+def subsample_variances(
     X: np.ndarray,
     sample_weight: np.ndarray | None = None,
     missing: bool = True,
@@ -154,7 +160,7 @@ def scan_missing(X: np.ndarray) -> tuple[bool, np.ndarray | None, np.ndarray]:
     return any_missing, empty, seen
 
 
-def check_features(X, sample_weight, seen, center) -> None:
+def check_features(seen: np.ndarray, center: np.ndarray) -> None:
     """Every feature must be observed in some row of positive weight."""
     if not seen.all():
         columns = np.flatnonzero(~seen)
@@ -202,11 +208,8 @@ def _squares_overflow_float32(X: np.ndarray) -> bool:
     return top > np.sqrt(np.finfo(np.float32).max / (4.0 * X.shape[1]))
 
 
-def check_positive_weights(sample_weight, n_components) -> None:
+def check_positive_count(n_positive: int, n_components: int) -> None:
     """Every component needs at least one row of positive weight to start from."""
-    if sample_weight is None:
-        return
-    n_positive = int(np.count_nonzero(sample_weight))
     if n_positive < n_components:
         raise ValueError(
             f"sample_weight has {n_positive} positive value(s), fewer than "
@@ -237,6 +240,12 @@ class TrainingData:
         observed in a row of positive weight, each component needs a row of
         positive weight, and squares must not overflow. New rows for inference
         are taken as they are.
+    feature_variances : ndarray of shape (n_features,) or None
+        The data's per-feature variances, when known (a block of a larger data
+        set takes the whole set's); by default from a subsample of ``X``.
+    guarded : bool or None
+        Whether the kernel guards against overflowing squares; by default
+        only for rows that are not ``training`` rows (those are checked).
     """
 
     def __init__(
@@ -250,6 +259,8 @@ class TrainingData:
         n_jobs: int | None = None,
         center: np.ndarray | None = None,
         training: bool = True,
+        feature_variances: np.ndarray | None = None,
+        guarded: bool | None = None,
     ):
         self.X = X
         self.sample_weight = sample_weight
@@ -277,15 +288,17 @@ class TrainingData:
             )
             sample_weight[empty] = 0.0
             self.sample_weight = sample_weight
-        if training:
-            check_positive_weights(sample_weight, n_components)
+        if training and sample_weight is not None:
+            check_positive_count(np.count_nonzero(sample_weight), n_components)
         if center is None:
             center = column_means(X, sample_weight, self.has_missing)
         self.center = center
         if training:
-            check_features(X, sample_weight, seen, self.center)
+            check_features(seen, self.center)
             check_magnitude(X, self.center)
-        self.feature_variances = feature_variances(X, sample_weight, self.has_missing)
+        if feature_variances is None:
+            feature_variances = subsample_variances(X, sample_weight, self.has_missing)
+        self.feature_variances = feature_variances
         self.variance_scale = float(self.feature_variances.mean())
         q = covariance.n_features_total(self.n_features)
         # Rows per chunk hold feature rows, or only the rows themselves.
@@ -305,11 +318,18 @@ class TrainingData:
         # Training rows are checked once for overflowing squares (above);
         # new rows for inference are guarded chunk by chunk.
         self.dense = DenseKernel(
-            *shape, self.center, spread, self.chunk_size, guarded=not training
+            *shape,
+            self.center,
+            spread,
+            self.chunk_size,
+            guarded=not training if guarded is None else guarded,
         )
         self.missing = MissingKernel(self.dense) if self.has_missing else None
         self._workspaces: list = []
         self._imputed = None
+
+    # The caller normalises in-memory weights (see the estimator).
+    log_weight_scale = 0.0
 
     @property
     def total_weight(self) -> float:
@@ -414,6 +434,10 @@ class TrainingData:
         stats = reduce(operator.add, self._map_ranges(work))
         stats.total_weight = self.total_weight
         return stats
+
+    def initialization_source(self, random_state) -> TrainingData:
+        """The source that initialisations draw from: all of the data."""
+        return self
 
     def init_view(self) -> np.ndarray:
         if self._imputed is not None:
@@ -576,32 +600,45 @@ class TrainingData:
         self._log_prob(model, emit)
         return out
 
-    def worst_rows(self, model: Mixture, count: int) -> np.ndarray:
-        """Rows of lowest ``log p(x)``, worst first; never rows of zero weight.
+    def lowest(self, model: Mixture, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``count`` lowest ``log p(x)`` among rows of positive weight and
+        their indices, ordered by value then index (fewer if there are fewer
+        such rows).
 
         Memory stays bounded: each chunk keeps only its ``count`` best
         candidates.
         """
         parts = []
 
-        def keep_lowest(values, indices):
-            if len(values) > count:
-                keep = np.argpartition(values, count - 1)[:count]
-                values, indices = values[keep], indices[keep]
-            return values, indices
-
         def emit(start, stop, rows, resp, log_norm):
             index = np.arange(start, stop) if rows is None else rows + start
             if self.sample_weight is not None:
                 log_norm[self.sample_weight[index] <= 0] = np.inf
-            parts.append(keep_lowest(log_norm, index))
+            parts.append(keep_lowest(log_norm, index, count))
 
         self._posterior(model, emit)
-        # Threads finish in any order: put the parts in row order first.
-        parts.sort(key=lambda part: part[1][0] if len(part[1]) else -1)
-        values, indices = keep_lowest(
-            np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        return keep_lowest(
+            np.concatenate([p[0] for p in parts]),
+            np.concatenate([p[1] for p in parts]),
+            count,
+            ordered=True,
         )
-        order = np.lexsort((indices, values))
-        rows = indices[order][values[order] < np.inf]
+
+    def worst_rows(self, model: Mixture, count: int) -> np.ndarray:
+        """Rows of lowest ``log p(x)``, worst first; never rows of zero weight."""
+        rows = self.lowest(model, count)[1]
         return np.where(np.isnan(self.X[rows]), self.center, self.X[rows])
+
+
+def keep_lowest(
+    values: np.ndarray, indices: np.ndarray, count: int, ordered: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``count`` smallest ``(value, index)`` pairs, sorted, so that the
+    choice among equal values never depends on how rows were split into
+    parts; ``ordered`` also drops ``inf`` (excluded rows)."""
+    order = np.lexsort((indices, values))[:count]
+    values, indices = values[order], indices[order]
+    if ordered:
+        kept = values < np.inf
+        values, indices = values[kept], indices[kept]
+    return values, indices

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from numbers import Integral, Real
 from time import perf_counter
@@ -284,14 +285,21 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         labels : ndarray of shape (n_samples,)
             Component labels, identical to ``fit(X).predict(X)``.
         """
-        X = validate_data(
-            self,
-            X,
-            dtype=[np.float64, np.float32],
-            ensure_min_samples=2,
-            ensure_all_finite="allow-nan",
-        )
-        sample_weight, log_scale = _validate_sample_weight(sample_weight, X)
+        if _is_dask(X):
+            from ._dask import check_dask_input
+
+            # Weights are checked and scaled in the Dask source's first pass.
+            X, sample_weight = check_dask_input(self, X, sample_weight, reset=True)
+            log_scale = 0.0
+        else:
+            X = validate_data(
+                self,
+                X,
+                dtype=[np.float64, np.float32],
+                ensure_min_samples=2,
+                ensure_all_finite="allow-nan",
+            )
+            sample_weight, log_scale = _validate_sample_weight(sample_weight, X)
         with single_threaded_blas():
             return self._fit(X, sample_weight, log_scale)
 
@@ -358,13 +366,16 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         self._set_fitted(best.model, X.dtype)
         # What partial_fit continues from: the fit counts as this much data.
         self._online = None
-        self._log_fit_weight = float(np.log(data.total_weight) + log_scale)
+        self._log_fit_weight = float(
+            np.log(data.total_weight) + log_scale + data.log_weight_scale
+        )
         self.converged_ = bool(best.converged)
         self.n_iter_ = best.n_iter
         self.lower_bound_ = float(best.lower_bound)
         self.lower_bounds_ = [float(v) for v in best.lower_bounds]
         # A final E-step with the kept parameters makes fit_predict(X) equal to
-        # fit(X).predict(X) whatever max_iter, tol and random_state are.
+        # fit(X).predict(X) whatever max_iter, tol and random_state are (lazy,
+        # a Dask array, for Dask input).
         self.labels_ = data.labels(best.model)
         return self.labels_
 
@@ -373,8 +384,9 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         for init in range(n_init):
             self._print_init_begin(init)
             if do_init:
+                drawn = any(value is None for value in user_init.values())
                 start = initial_model(
-                    data,
+                    data.initialization_source(random_state) if drawn else data,
                     init_params=self.init_params,
                     random_state=random_state,
                     reg_covar=self.reg_covar,
@@ -432,6 +444,14 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
             ``lower_bound_`` is the last batch's mean log-likelihood (before its
             update) and ``lower_bounds_`` holds one entry per update.
         """
+        if _is_dask(X):
+            from ._dask import iter_blocks
+
+            # Streamed: one update per block, each block in memory in turn.
+            for x, w in iter_blocks(X, sample_weight):
+                if len(x):
+                    self.partial_fit(x, sample_weight=w)
+            return self
         first = not hasattr(self, "means_")
         X = validate_data(
             self,
@@ -515,6 +535,18 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
             )
 
     def _source(self, X, sample_weight, covariance, center=None, training=True):
+        if _is_dask(X):
+            from ._dask import DaskData
+
+            return DaskData(
+                X,
+                sample_weight,
+                covariance,
+                self.n_components,
+                chunk_size=self.chunk_size,
+                center=center,
+                training=training,
+            )
         return TrainingData(
             X,
             sample_weight,
@@ -617,6 +649,21 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         """
         check_is_fitted(self)
         model = self._fitted_model()
+        center = model.weights @ model.means
+        if _is_dask(X):
+            from ._dask import DaskData, check_dask_input
+
+            X, _ = check_dask_input(self, X, reset=False)
+            data = DaskData(
+                X,
+                None,
+                model.covariance,
+                model.n_components,
+                chunk_size=self.chunk_size,
+                center=center,
+                training=False,
+            )
+            return data, model
         X = validate_data(
             self,
             X,
@@ -631,7 +678,7 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
             model.n_components,
             chunk_size=self.chunk_size,
             n_jobs=self.n_jobs,
-            center=model.weights @ model.means,
+            center=center,
             training=False,
         )
         return data, model
@@ -705,6 +752,10 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
             (Weighted) mean of :meth:`score_samples`; higher is better.
         """
         log_prob = self.score_samples(X).astype(np.float64)
+        if _is_dask(log_prob):
+            from ._dask import weighted_mean
+
+            return weighted_mean(log_prob, sample_weight)
         if sample_weight is not None:
             sample_weight = _validate_sample_weight(sample_weight, log_prob[:, None])[0]
         return float(np.average(log_prob, weights=sample_weight))
@@ -802,6 +853,16 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
             )
 
 
+def _is_dask(X) -> bool:
+    """Whether ``X`` is a Dask collection; Dask input can only exist once Dask
+    is imported, so this never imports it."""
+    if "dask" not in sys.modules:
+        return False
+    import dask
+
+    return dask.is_dask_collection(X)
+
+
 def _validate_sample_weight(sample_weight, X):
     """float64 weights, one per row, finite, non-negative and not all zero,
     divided by their maximum, and the log of that maximum.
@@ -827,6 +888,9 @@ def _explain_collapse(error, X, reg_covar):
     regularisation."""
     if reg_covar > 0:
         return error
+    if _is_dask(X):
+        # Finding identical rows would take a sort of X: say what to do only.
+        X = np.empty((0, X.shape[1]))
     complete = X[~np.isnan(X).any(axis=1)]
     message = str(error)
     if len(complete):
