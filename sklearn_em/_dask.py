@@ -66,7 +66,8 @@ def check_dask_input(estimator, X, sample_weight=None, *, reset: bool):
     X : dask.array.Array of float32 or float64
     sample_weight : dask.array.Array of float64 with ``X``'s row chunks, or None
     """
-    _check_feature_names(estimator, X, reset=reset)
+    # A Dask DataFrame's names are those of its (empty pandas) meta.
+    _check_feature_names(estimator, getattr(X, "_meta", X), reset=reset)
     if hasattr(X, "to_dask_array"):
         # A Dask DataFrame: one pass to learn the partitions' lengths.
         X = X.to_dask_array(lengths=True)
@@ -359,6 +360,7 @@ class DaskData:
         """One pass over ``X``: checks, the centre, the weights' scale and the
         feature variances (from the same strided subsample as in memory)."""
         X, w = self.X, self.sample_weight
+        weighted = w is not None
         parts = [dask.delayed(_block_summary)(x, b) for x, b in _blocks(X, w)]
         step = max(1, self.n_samples // 10_000)
         summary, sub_x, sub_w = dask.compute(
@@ -369,7 +371,7 @@ class DaskData:
                 f"Input X contains infinity or a value too large for {X.dtype} "
                 f"({summary.n_infinite} value(s))."
             )
-        if w is not None:
+        if weighted:
             if not summary.weights_finite:
                 raise ValueError("Input sample_weight contains NaN or infinity.")
             if summary.weight_min < 0:
@@ -398,9 +400,9 @@ class DaskData:
             sub_w = np.where(
                 np.isnan(sub_x).all(axis=1), 0.0, 1.0 if sub_w is None else sub_w
             )
-        scale = 1.0 if w is None else summary.weight_max
+        scale = summary.weight_max if weighted else 1.0
         self._total_weight = summary.total_weight / scale
-        if w is not None:
+        if weighted:
             w, sub_w = w / scale, sub_w / scale
             self.log_weight_scale = float(np.log(scale))
             check_positive_count(summary.n_positive, self.n_components)
