@@ -94,12 +94,22 @@ def check_online_fitting(ns):
     assert abs(gmm.score(X) - batch.score(X)) < 0.01 * abs(batch.score(X))
 
 
+def check_data_beyond_memory_dask(ns):
+    import dask.array as da
+
+    gmm, X = ns["gmm"], ns["X"]
+    assert isinstance(X, da.Array) and isinstance(ns["labels"], da.Array)
+    assert ns["labels"].chunks == (X.chunks[0],)
+    assert_allclose(gmm.weights_, 1 / 3, atol=0.02)
+
+
 CHECKS = {
     "quick-start": check_quick_start,
     "pipelines-and-model-selection": check_pipelines_and_model_selection,
     "sample-weights": check_sample_weights,
     "missing-values": check_missing_values,
     "online-fitting": check_online_fitting,
+    "data-beyond-memory-dask": check_data_beyond_memory_dask,
 }
 
 
@@ -137,6 +147,6 @@ def test_readme_states_the_expected_estimator_check_failures():
 def test_readme_commands_match_ci():
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
     text = README.read_text(encoding="utf-8")
-    assert 'pip install -e ".[test]" && python -m pytest' in text
+    assert 'pip install -e ".[test,dask]" && python -m pytest' in text
     assert 'pip install -e ".[plot]" && python -m sklearn_em' in text
     assert "python -m pytest" in ci
