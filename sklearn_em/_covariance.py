@@ -109,6 +109,34 @@ class Covariance:
         """Upper-triangular ``U`` with ``U @ U.T`` the precision, as in sklearn."""
         raise NotImplementedError
 
+    # -- variational inference (Wishart posteriors) --
+    def prior_shape(self, n_features: int) -> tuple[int, ...]:
+        """Shape of a ``covariance_prior``: one matrix in this type's form."""
+        raise NotImplementedError
+
+    def of_matrix(self, matrix: np.ndarray) -> np.ndarray | float:
+        """One full (d, d) matrix in this type's form (a prior's default)."""
+        raise NotImplementedError
+
+    def wishart_posterior(
+        self,
+        covariance_prior,
+        degrees_of_freedom_prior: float,
+        nk: np.ndarray,
+        covariances: np.ndarray,
+        deviations: np.ndarray,
+        shrinkage: np.ndarray,
+    ) -> tuple[np.ndarray | float, np.ndarray]:
+        """Degrees of freedom and covariances (scale over degrees of freedom)
+        of the Wishart posteriors, as scikit-learn's BayesianGaussianMixture.
+
+        ``covariances`` are the M-step's (``reg_covar`` included),
+        ``deviations`` the component means minus the prior mean (k, d) and
+        ``shrinkage`` the prior's share of each mean's precision,
+        ``mean_precision_prior / mean_precision`` (k,).
+        """
+        raise NotImplementedError
+
     # -- parameters -> log-density weights --
     def precision_terms(
         self, precisions_cholesky: np.ndarray, centred_means: np.ndarray
@@ -295,6 +323,12 @@ def _chol_upper_of_precision(precision: np.ndarray) -> np.ndarray:
 class _MatrixCovariance(Covariance):
     """Shared maths of 'full' and 'tied': second-order features ``y_a y_b``, a <= b."""
 
+    def prior_shape(self, n_features):
+        return (n_features, n_features)
+
+    def of_matrix(self, matrix):
+        return matrix
+
     def n_second_order(self, n_features):
         return n_features * (n_features + 1) // 2
 
@@ -383,6 +417,14 @@ class FullCovariance(_MatrixCovariance):
     def shape(self, n_components, n_features):
         return (n_components, n_features, n_features)
 
+    def wishart_posterior(self, prior, dof_prior, nk, covariances, deviations, shrink):
+        dof = dof_prior + nk
+        scale = prior + nk[:, None, None] * covariances
+        scale += (nk * shrink)[:, None, None] * (
+            deviations[:, :, None] * deviations[:, None, :]
+        )
+        return dof, scale / dof[:, None, None]
+
     def n_covariance_parameters(self, n_components, n_features):
         return n_components * n_features * (n_features + 1) // 2
 
@@ -451,6 +493,13 @@ class TiedCovariance(_MatrixCovariance):
     def shape(self, n_components, n_features):
         return (n_features, n_features)
 
+    def wishart_posterior(self, prior, dof_prior, nk, covariances, deviations, shrink):
+        k = len(nk)
+        dof = dof_prior + nk.sum() / k
+        scale = prior + covariances * nk.sum() / k
+        scale += ((nk * shrink) * deviations.T) @ deviations / k
+        return dof, scale / dof
+
     def n_covariance_parameters(self, n_components, n_features):
         return n_features * (n_features + 1) // 2
 
@@ -506,6 +555,17 @@ class DiagCovariance(_VectorCovariance):
 
     name = "diag"
 
+    def prior_shape(self, n_features):
+        return (n_features,)
+
+    def of_matrix(self, matrix):
+        return np.diagonal(matrix).copy()
+
+    def wishart_posterior(self, prior, dof_prior, nk, covariances, deviations, shrink):
+        dof = dof_prior + nk
+        scale = prior + nk[:, None] * (covariances + shrink[:, None] * deviations**2)
+        return dof, scale / dof[:, None]
+
     def n_second_order(self, n_features):
         return n_features
 
@@ -559,6 +619,17 @@ class SphericalCovariance(_VectorCovariance):
     """Each component has its own single variance."""
 
     name = "spherical"
+
+    def prior_shape(self, n_features):
+        return ()
+
+    def of_matrix(self, matrix):
+        return float(np.diagonal(matrix).mean())
+
+    def wishart_posterior(self, prior, dof_prior, nk, covariances, deviations, shrink):
+        dof = dof_prior + nk
+        scale = prior + nk * (covariances + shrink * np.mean(deviations**2, axis=1))
+        return dof, scale / dof
 
     def n_second_order(self, n_features):
         return 1

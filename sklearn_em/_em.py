@@ -31,8 +31,9 @@ class EMResult:
     floored: bool = False
 
 
-def _moment_estimates(stats: SuffStats, covariance: Covariance, reg_covar: float):
-    """Weights, means and covariances from summed statistics."""
+def gaussian_estimates(stats: SuffStats, covariance: Covariance, reg_covar: float):
+    """``N_k`` (plus ``10 eps``, as scikit-learn), means and covariances
+    (``reg_covar`` included) from summed statistics."""
     moments, centers = stats.moments, stats.centers
     n_features = centers.shape[-1]
     nk = moments[:, 0] + 10 * np.finfo(np.float64).eps
@@ -40,7 +41,13 @@ def _moment_estimates(stats: SuffStats, covariance: Covariance, reg_covar: float
     covariances = covariance.covariances_from_moments(
         nk, centred_means, moments[:, n_features + 1 :], reg_covar
     )
-    return nk / nk.sum(), centred_means + centers, covariances
+    return nk, centred_means + centers, covariances
+
+
+def _moment_estimates(stats: SuffStats, covariance: Covariance, reg_covar: float):
+    """Weights, means and covariances from summed statistics."""
+    nk, means, covariances = gaussian_estimates(stats, covariance, reg_covar)
+    return nk / nk.sum(), means, covariances
 
 
 # Without regularisation (reg_covar = 0), a component whose variance along some

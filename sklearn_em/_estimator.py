@@ -42,7 +42,352 @@ class DegenerateComponentWarning(UserWarning):
     """A component collapsed during EM and was re-seeded."""
 
 
-class GaussianMixture(ClusterMixin, BaseEstimator):
+class _BaseMixture(ClusterMixin, BaseEstimator):
+    """What the mixture estimators share: validation, the data source,
+    attributes from a model value, inference and progress messages.
+
+    Subclasses implement ``_fit(X, sample_weight, log_scale)``.
+    """
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Estimate the mixture parameters with the EM algorithm.
+
+        Runs ``n_init`` initializations and keeps the one with the largest lower
+        bound. Each iterates E- and M-steps until the lower bound changes by
+        less than ``tol`` or ``max_iter`` is reached (then a
+        ``ConvergenceWarning`` is issued).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data, one row per sample.
+        y : Ignored
+            Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row: its share in every statistic, as if
+            it were repeated that many times (weights need not be integers).
+            ``None`` weighs every row 1.
+
+        Returns
+        -------
+        self : GaussianMixture
+            The fitted estimator.
+        """
+        self.fit_predict(X, y, sample_weight=sample_weight)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit the model to ``X`` and return the most probable component of each row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data, one row per sample.
+        y : Ignored
+            Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row: its share in every statistic, as if
+            it were repeated that many times (weights need not be integers).
+            ``None`` weighs every row 1.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            Component labels, identical to ``fit(X).predict(X)``.
+        """
+        if _is_dask(X):
+            from ._dask import check_dask_input
+
+            # Weights are checked and scaled in the Dask source's first pass.
+            X, sample_weight = check_dask_input(self, X, sample_weight, reset=True)
+            log_scale = 0.0
+        else:
+            X = validate_data(
+                self,
+                X,
+                dtype=[np.float64, np.float32],
+                ensure_min_samples=2,
+                ensure_all_finite="allow-nan",
+            )
+            sample_weight, log_scale = _validate_sample_weight(sample_weight, X)
+        with single_threaded_blas():
+            return self._fit(X, sample_weight, log_scale)
+
+    def _validate_params(self):
+        super()._validate_params()
+        # A bool is an Integral to scikit-learn's validation; not a count here.
+        if isinstance(self.n_components, bool):
+            raise InvalidParameterError(
+                f"The 'n_components' parameter of {type(self).__name__} must be an "
+                f"int in the range [1, inf). Got {self.n_components!r} instead."
+            )
+        if self.n_jobs == 0:
+            raise InvalidParameterError(
+                f"The 'n_jobs' parameter of {type(self).__name__} must be None, a "
+                "positive int or a negative int (-1: all cores). Got 0 instead."
+            )
+
+    def _check_unchanged_structure(self, what):
+        """A fitted model continues only with the structure it was fitted with."""
+        fitted_k = self.means_.shape[0]
+        fitted_type = getattr(self, "_fitted_covariance_type", self.covariance_type)
+        if (self.n_components, self.covariance_type) != (fitted_k, fitted_type):
+            raise ValueError(
+                f"{what} continues the fitted model, which has n_components="
+                f"{fitted_k} and covariance_type={fitted_type!r}, but the "
+                f"estimator now has n_components={self.n_components} and "
+                f"covariance_type={self.covariance_type!r}. Restore those "
+                "parameters, or fit afresh (fit with warm_start=False)."
+            )
+
+    def _source(self, X, sample_weight, covariance, center=None, training=True):
+        if _is_dask(X):
+            from ._dask import DaskData
+
+            return DaskData(
+                X,
+                sample_weight,
+                covariance,
+                self.n_components,
+                chunk_size=self.chunk_size,
+                center=center,
+                training=training,
+            )
+        return TrainingData(
+            X,
+            sample_weight,
+            covariance,
+            self.n_components,
+            chunk_size=self.chunk_size,
+            n_jobs=self.n_jobs,
+            center=center,
+            training=training,
+        )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+    # -- the model value <-> attributes --
+    def _set_fitted(self, model: Mixture, dtype) -> None:
+        self._fitted_covariance_type = model.covariance.name
+        covariances = model.covariance_array()
+        largest = max(np.abs(a).max() for a in (model.means, covariances))
+        if largest > np.finfo(dtype).max:
+            warnings.warn(
+                f"The fitted parameters (up to {largest:.3g}) exceed the range of "
+                f"{np.dtype(dtype).name}, the dtype of X; they are kept in float64.",
+                UserWarning,
+                stacklevel=3,
+            )
+            dtype = np.float64
+        # No copies in float64: the model is a value nothing mutates.
+        self.weights_ = model.weights.astype(dtype, copy=False)
+        self.means_ = model.means.astype(dtype, copy=False)
+        self.covariances_ = covariances.astype(dtype, copy=False)
+        self.precisions_cholesky_ = model.precisions_cholesky.astype(dtype, copy=False)
+        self.precisions_ = model.precisions.astype(dtype, copy=False)
+
+    def _fitted_covariance(self) -> Covariance:
+        name = getattr(self, "_fitted_covariance_type", self.covariance_type)
+        return get_covariance(name)
+
+    def _fitted_model(self, dtype=np.float64) -> Mixture:
+        """The fitted attributes as a model value, with the fitted covariance type."""
+
+        def cast(a):
+            return a if dtype is None else np.asarray(a, dtype=dtype)
+
+        return Mixture(
+            cast(self.weights_),
+            cast(self.means_),
+            cast(self.covariances_),
+            cast(self.precisions_cholesky_),
+            self._fitted_covariance(),
+        )
+
+    # -- inference --
+    def _inference_source(self, X):
+        """Validated new rows as a data source, and the fitted model.
+
+        Centred on the mixture mean, as good a fixed point as the data mean.
+        """
+        check_is_fitted(self)
+        model = self._fitted_model()
+        center = model.weights @ model.means
+        if _is_dask(X):
+            from ._dask import DaskData, check_dask_input
+
+            X, _ = check_dask_input(self, X, reset=False)
+            data = DaskData(
+                X,
+                None,
+                model.covariance,
+                model.n_components,
+                chunk_size=self.chunk_size,
+                center=center,
+                training=False,
+            )
+            return data, model
+        X = validate_data(
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            reset=False,
+            ensure_all_finite="allow-nan",
+        )
+        data = TrainingData(
+            X,
+            None,
+            model.covariance,
+            model.n_components,
+            chunk_size=self.chunk_size,
+            n_jobs=self.n_jobs,
+            center=center,
+            training=False,
+        )
+        return data, model
+
+    def predict(self, X):
+        """Most probable component of each row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to label.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            Component labels.
+        """
+        data, model = self._inference_source(X)
+        with single_threaded_blas():
+            return data.labels(model)
+
+    def predict_proba(self, X):
+        """Posterior probability of each component for each row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to evaluate.
+
+        Returns
+        -------
+        resp : ndarray of shape (n_samples, n_components)
+            Responsibilities; each row sums to 1.
+        """
+        data, model = self._inference_source(X)
+        with single_threaded_blas():
+            return data.responsibilities(model)
+
+    def score_samples(self, X):
+        """Log-likelihood of each row under the model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to evaluate.
+
+        Returns
+        -------
+        log_prob : ndarray of shape (n_samples,)
+            ``log p(x)`` of every row.
+        """
+        data, model = self._inference_source(X)
+        with single_threaded_blas():
+            return data.log_prob(model)
+
+    def score(self, X, y=None, sample_weight=None):
+        """Mean log-likelihood per sample of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to evaluate.
+        y : Ignored
+            Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows in the mean.
+
+        Returns
+        -------
+        log_likelihood : float
+            (Weighted) mean of :meth:`score_samples`; higher is better.
+        """
+        log_prob = self.score_samples(X).astype(np.float64)
+        if _is_dask(log_prob):
+            from ._dask import weighted_mean
+
+            return weighted_mean(log_prob, sample_weight)
+        if sample_weight is not None:
+            sample_weight = _validate_sample_weight(sample_weight, log_prob[:, None])[0]
+        return float(np.average(log_prob, weights=sample_weight))
+
+    def sample(self, n_samples=1):
+        """Draw random samples from the fitted mixture.
+
+        Uses the estimator's ``random_state`` afresh at every call, as
+        scikit-learn does.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples to draw.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            The samples, grouped by component.
+        y : ndarray of shape (n_samples,)
+            Component of each sample.
+        """
+        check_is_fitted(self)
+        if not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(
+                f"Invalid value for 'n_samples': {n_samples!r}. The sampling "
+                "requires at least one sample."
+            )
+        # The attributes as they are (float32 stays float32), as scikit-learn.
+        return self._fitted_model(dtype=None).sample(
+            check_random_state(self.random_state), n_samples
+        )
+
+    # -- verbosity, as in scikit-learn --
+    def _print_init_begin(self, init):
+        if self.verbose >= 1:
+            print(f"Initialization {init}")
+        self._init_time = self._iter_time = perf_counter()
+
+    def _print_iteration(self, n_iter, change):
+        if n_iter % self.verbose_interval:
+            return
+        if self.verbose == 1:
+            print(f"  Iteration {n_iter}")
+        elif self.verbose >= 2:
+            now = perf_counter()
+            print(
+                f"  Iteration {n_iter}\t time lapse {now - self._iter_time:.5f}s\t "
+                f"ll change {change:.5f}"
+            )
+            self._iter_time = now
+
+    def _print_init_end(self, lower_bound, converged):
+        status = "converged" if converged else "did not converge"
+        if self.verbose == 1:
+            print(f"Initialization {status}.")
+        elif self.verbose >= 2:
+            elapsed = perf_counter() - self._init_time
+            print(
+                f"Initialization {status}. time lapse {elapsed:.5f}s\t "
+                f"lower bound {lower_bound:.5f}."
+            )
+
+
+class GaussianMixture(_BaseMixture):
     """Gaussian mixture clustering by Expectation-Maximization.
 
     A drop-in replacement for :class:`sklearn.mixture.GaussianMixture`: the same
@@ -238,85 +583,6 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         self.learning_offset = learning_offset
 
     # -- fitting --
-    def fit(self, X, y=None, sample_weight=None):
-        """Estimate the mixture parameters with the EM algorithm.
-
-        Runs ``n_init`` initializations and keeps the one with the largest lower
-        bound. Each iterates E- and M-steps until the lower bound changes by
-        less than ``tol`` or ``max_iter`` is reached (then a
-        ``ConvergenceWarning`` is issued).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data, one row per sample.
-        y : Ignored
-            Not used, present for API consistency.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weight of each row: its share in every statistic, as if
-            it were repeated that many times (weights need not be integers).
-            ``None`` weighs every row 1.
-
-        Returns
-        -------
-        self : GaussianMixture
-            The fitted estimator.
-        """
-        self.fit_predict(X, y, sample_weight=sample_weight)
-        return self
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit_predict(self, X, y=None, sample_weight=None):
-        """Fit the model to ``X`` and return the most probable component of each row.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data, one row per sample.
-        y : Ignored
-            Not used, present for API consistency.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weight of each row: its share in every statistic, as if
-            it were repeated that many times (weights need not be integers).
-            ``None`` weighs every row 1.
-
-        Returns
-        -------
-        labels : ndarray of shape (n_samples,)
-            Component labels, identical to ``fit(X).predict(X)``.
-        """
-        if _is_dask(X):
-            from ._dask import check_dask_input
-
-            # Weights are checked and scaled in the Dask source's first pass.
-            X, sample_weight = check_dask_input(self, X, sample_weight, reset=True)
-            log_scale = 0.0
-        else:
-            X = validate_data(
-                self,
-                X,
-                dtype=[np.float64, np.float32],
-                ensure_min_samples=2,
-                ensure_all_finite="allow-nan",
-            )
-            sample_weight, log_scale = _validate_sample_weight(sample_weight, X)
-        with single_threaded_blas():
-            return self._fit(X, sample_weight, log_scale)
-
-    def _validate_params(self):
-        super()._validate_params()
-        # A bool is an Integral to scikit-learn's validation; not a count here.
-        if isinstance(self.n_components, bool):
-            raise InvalidParameterError(
-                "The 'n_components' parameter of GaussianMixture must be an int in "
-                f"the range [1, inf). Got {self.n_components!r} instead."
-            )
-        if self.n_jobs == 0:
-            raise InvalidParameterError(
-                "The 'n_jobs' parameter of GaussianMixture must be None, a positive "
-                "int or a negative int (-1: all cores). Got 0 instead."
-            )
-
     def _fit(self, X, sample_weight, log_scale=0.0):
         n_samples, n_features = X.shape
         if n_samples < self.n_components:
@@ -521,43 +787,6 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         stats = stats_from_model(model, center, self.reg_covar)
         return OnlineState(stats, 0, center, log_weight)
 
-    def _check_unchanged_structure(self, what):
-        """A fitted model continues only with the structure it was fitted with."""
-        fitted_k = self.means_.shape[0]
-        fitted_type = getattr(self, "_fitted_covariance_type", self.covariance_type)
-        if (self.n_components, self.covariance_type) != (fitted_k, fitted_type):
-            raise ValueError(
-                f"{what} continues the fitted model, which has n_components="
-                f"{fitted_k} and covariance_type={fitted_type!r}, but the "
-                f"estimator now has n_components={self.n_components} and "
-                f"covariance_type={self.covariance_type!r}. Restore those "
-                "parameters, or fit afresh (fit with warm_start=False)."
-            )
-
-    def _source(self, X, sample_weight, covariance, center=None, training=True):
-        if _is_dask(X):
-            from ._dask import DaskData
-
-            return DaskData(
-                X,
-                sample_weight,
-                covariance,
-                self.n_components,
-                chunk_size=self.chunk_size,
-                center=center,
-                training=training,
-            )
-        return TrainingData(
-            X,
-            sample_weight,
-            covariance,
-            self.n_components,
-            chunk_size=self.chunk_size,
-            n_jobs=self.n_jobs,
-            center=center,
-            training=training,
-        )
-
     def _check_initial_parameters(self, covariance, n_features):
         """Validated copies of the user's initial values (never the originals)."""
         k = self.n_components
@@ -598,197 +827,6 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
             out["precisions_init"] = precisions
         return out
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        return tags
-
-    # -- the model value <-> attributes --
-    def _set_fitted(self, model: Mixture, dtype) -> None:
-        self._fitted_covariance_type = model.covariance.name
-        covariances = model.covariance_array()
-        largest = max(np.abs(a).max() for a in (model.means, covariances))
-        if largest > np.finfo(dtype).max:
-            warnings.warn(
-                f"The fitted parameters (up to {largest:.3g}) exceed the range of "
-                f"{np.dtype(dtype).name}, the dtype of X; they are kept in float64.",
-                UserWarning,
-                stacklevel=3,
-            )
-            dtype = np.float64
-        # No copies in float64: the model is a value nothing mutates.
-        self.weights_ = model.weights.astype(dtype, copy=False)
-        self.means_ = model.means.astype(dtype, copy=False)
-        self.covariances_ = covariances.astype(dtype, copy=False)
-        self.precisions_cholesky_ = model.precisions_cholesky.astype(dtype, copy=False)
-        self.precisions_ = model.precisions.astype(dtype, copy=False)
-
-    def _fitted_covariance(self) -> Covariance:
-        name = getattr(self, "_fitted_covariance_type", self.covariance_type)
-        return get_covariance(name)
-
-    def _fitted_model(self, dtype=np.float64) -> Mixture:
-        """The fitted attributes as a model value, with the fitted covariance type."""
-
-        def cast(a):
-            return a if dtype is None else np.asarray(a, dtype=dtype)
-
-        return Mixture(
-            cast(self.weights_),
-            cast(self.means_),
-            cast(self.covariances_),
-            cast(self.precisions_cholesky_),
-            self._fitted_covariance(),
-        )
-
-    # -- inference --
-    def _inference_source(self, X):
-        """Validated new rows as a data source, and the fitted model.
-
-        Centred on the mixture mean, as good a fixed point as the data mean.
-        """
-        check_is_fitted(self)
-        model = self._fitted_model()
-        center = model.weights @ model.means
-        if _is_dask(X):
-            from ._dask import DaskData, check_dask_input
-
-            X, _ = check_dask_input(self, X, reset=False)
-            data = DaskData(
-                X,
-                None,
-                model.covariance,
-                model.n_components,
-                chunk_size=self.chunk_size,
-                center=center,
-                training=False,
-            )
-            return data, model
-        X = validate_data(
-            self,
-            X,
-            dtype=[np.float64, np.float32],
-            reset=False,
-            ensure_all_finite="allow-nan",
-        )
-        data = TrainingData(
-            X,
-            None,
-            model.covariance,
-            model.n_components,
-            chunk_size=self.chunk_size,
-            n_jobs=self.n_jobs,
-            center=center,
-            training=False,
-        )
-        return data, model
-
-    def predict(self, X):
-        """Most probable component of each row.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to label.
-
-        Returns
-        -------
-        labels : ndarray of shape (n_samples,)
-            Component labels.
-        """
-        data, model = self._inference_source(X)
-        with single_threaded_blas():
-            return data.labels(model)
-
-    def predict_proba(self, X):
-        """Posterior probability of each component for each row.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to evaluate.
-
-        Returns
-        -------
-        resp : ndarray of shape (n_samples, n_components)
-            Responsibilities; each row sums to 1.
-        """
-        data, model = self._inference_source(X)
-        with single_threaded_blas():
-            return data.responsibilities(model)
-
-    def score_samples(self, X):
-        """Log-likelihood of each row under the model.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to evaluate.
-
-        Returns
-        -------
-        log_prob : ndarray of shape (n_samples,)
-            ``log p(x)`` of every row.
-        """
-        data, model = self._inference_source(X)
-        with single_threaded_blas():
-            return data.log_prob(model)
-
-    def score(self, X, y=None, sample_weight=None):
-        """Mean log-likelihood per sample of ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to evaluate.
-        y : Ignored
-            Not used, present for API consistency.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Weights of the rows in the mean.
-
-        Returns
-        -------
-        log_likelihood : float
-            (Weighted) mean of :meth:`score_samples`; higher is better.
-        """
-        log_prob = self.score_samples(X).astype(np.float64)
-        if _is_dask(log_prob):
-            from ._dask import weighted_mean
-
-            return weighted_mean(log_prob, sample_weight)
-        if sample_weight is not None:
-            sample_weight = _validate_sample_weight(sample_weight, log_prob[:, None])[0]
-        return float(np.average(log_prob, weights=sample_weight))
-
-    def sample(self, n_samples=1):
-        """Draw random samples from the fitted mixture.
-
-        Uses the estimator's ``random_state`` afresh at every call, as
-        scikit-learn does.
-
-        Parameters
-        ----------
-        n_samples : int, default=1
-            Number of samples to draw.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-            The samples, grouped by component.
-        y : ndarray of shape (n_samples,)
-            Component of each sample.
-        """
-        check_is_fitted(self)
-        if not isinstance(n_samples, Integral) or n_samples < 1:
-            raise ValueError(
-                f"Invalid value for 'n_samples': {n_samples!r}. The sampling "
-                "requires at least one sample."
-            )
-        # The attributes as they are (float32 stays float32), as scikit-learn.
-        return self._fitted_model(dtype=None).sample(
-            check_random_state(self.random_state), n_samples
-        )
-
     def _n_parameters(self) -> int:
         """Number of free parameters of the model."""
         return self._fitted_model().n_parameters()
@@ -821,36 +859,6 @@ class GaussianMixture(ClusterMixin, BaseEstimator):
         aic : float
         """
         return -2 * self.score(X) * _num_samples(X) + 2 * self._n_parameters()
-
-    # -- verbosity, as in scikit-learn --
-    def _print_init_begin(self, init):
-        if self.verbose >= 1:
-            print(f"Initialization {init}")
-        self._init_time = self._iter_time = perf_counter()
-
-    def _print_iteration(self, n_iter, change):
-        if n_iter % self.verbose_interval:
-            return
-        if self.verbose == 1:
-            print(f"  Iteration {n_iter}")
-        elif self.verbose >= 2:
-            now = perf_counter()
-            print(
-                f"  Iteration {n_iter}\t time lapse {now - self._iter_time:.5f}s\t "
-                f"ll change {change:.5f}"
-            )
-            self._iter_time = now
-
-    def _print_init_end(self, lower_bound, converged):
-        status = "converged" if converged else "did not converge"
-        if self.verbose == 1:
-            print(f"Initialization {status}.")
-        elif self.verbose >= 2:
-            elapsed = perf_counter() - self._init_time
-            print(
-                f"Initialization {status}. time lapse {elapsed:.5f}s\t "
-                f"lower bound {lower_bound:.5f}."
-            )
 
 
 def _is_dask(X) -> bool:

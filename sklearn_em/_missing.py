@@ -216,6 +216,7 @@ class MissingKernel:
             covariances,
             covariance.precisions_cholesky(covariances),
             covariance,
+            model.log_scales,
         )
         dense = self.dense
         kernel = DenseKernel(

@@ -28,6 +28,11 @@ class Mixture:
         the precision.
     covariance : Covariance
         The operations of the model's covariance type.
+    log_scales : ndarray of shape (n_components,) or None
+        Per-component log factors that take the place of ``log weights`` in
+        the E-step, where they need not be log-probabilities: variational
+        inference's expected log-weights with its Wishart terms. ``None``:
+        ``log(weights)``.
     """
 
     weights: np.ndarray
@@ -35,6 +40,7 @@ class Mixture:
     covariances: np.ndarray | None
     precisions_cholesky: np.ndarray
     covariance: Covariance
+    log_scales: np.ndarray | None = None
 
     @property
     def n_components(self) -> int:
@@ -49,7 +55,9 @@ class Mixture:
         return self.covariance.precisions_from_cholesky(self.precisions_cholesky)
 
     def log_weights(self) -> np.ndarray:
-        """``log pi_k``; ``-inf`` for a component of weight 0."""
+        """``log pi_k``; ``-inf`` for a component of weight 0 (or ``log_scales``)."""
+        if self.log_scales is not None:
+            return self.log_scales
         with np.errstate(divide="ignore"):
             return np.log(self.weights)
 
