@@ -1,12 +1,21 @@
 """sklearn-em: Gaussian-mixture clustering by Expectation-Maximization.
 
-A drop-in, scikit-learn compatible replacement for
-:class:`sklearn.mixture.GaussianMixture`, built on sufficient statistics.
+A drop-in, scikit-learn compatible replacement for :mod:`sklearn.mixture`
+(:class:`GaussianMixture` and :class:`BayesianGaussianMixture`), built on
+sufficient statistics.
 """
 
-from . import datasets
+from . import datasets, mixture
+from ._bayesian import BayesianGaussianMixture
 from ._estimator import DegenerateComponentWarning, GaussianMixture
 
 __version__ = "0.1.0"
 
-__all__ = ["DegenerateComponentWarning", "GaussianMixture", "__version__", "datasets"]
+__all__ = [
+    "BayesianGaussianMixture",
+    "DegenerateComponentWarning",
+    "GaussianMixture",
+    "__version__",
+    "datasets",
+    "mixture",
+]

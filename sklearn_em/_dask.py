@@ -166,6 +166,13 @@ def _block_lowest(x, w, offset, model, spec, count):
     return values, rows + offset, x[rows]
 
 
+def _block_scatter(x, w, center):
+    if len(x) == 0:
+        return np.zeros((len(center), len(center)))
+    y = np.where(np.isnan(x), center, x).astype(np.float64) - center
+    return (y.T if w is None else y.T * w) @ y
+
+
 def _merge_lowest(count, *parts):
     """The ``count`` smallest ``(value, index)`` of the parts, as in memory."""
     values, indices, rows = (np.concatenate([p[i] for p in parts]) for i in range(3))
@@ -438,6 +445,14 @@ class DaskData:
         (stats,) = dask.compute(_tree(parts, _add))
         stats.total_weight = self.total_weight
         return stats
+
+    def scatter(self) -> np.ndarray:
+        parts = [
+            dask.delayed(_block_scatter)(x, w, self.center)
+            for x, w in _blocks(self.X, self.sample_weight)
+        ]
+        (total,) = dask.compute(_tree(parts, _add))
+        return total
 
     def worst_rows(self, model: Mixture, count: int) -> np.ndarray:
         model_key, spec = self._shared(model)

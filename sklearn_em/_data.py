@@ -29,6 +29,8 @@ kernel behind this one, and nothing else changes:
     The rows k-means initialisation runs on (it cannot take NaN: missing
     values are replaced by their column means, in a copy of ``X``; the other
     initialisations never ask for it).
+``scatter() -> ndarray (n_features, n_features)``
+    Weighted scatter of the rows about ``center`` (a prior's default scale).
 ``worst_rows(model, count) -> ndarray (count, n_features)``
     The rows ``model`` explains worst (of positive weight), for re-seeding
     collapsed components; missing coordinates filled by column means.
@@ -459,6 +461,17 @@ class TrainingData:
         if not self.has_missing:
             return x
         return np.where(np.isnan(x), self.center.astype(x.dtype), x)
+
+    def scatter(self) -> np.ndarray:
+        """Weighted scatter about the centre, ``sum_i w_i (x_i - c)(x_i - c)^T``
+        (d, d); a missing value counts as the centre (it adds nothing)."""
+        d = self.n_features
+        total = np.zeros((d, d))
+        for start, stop in _row_blocks(self.n_samples, _SUMMARY_ROWS):
+            y = self._imputed_rows(start, stop).astype(np.float64) - self.center
+            w = self._weights(start, stop)
+            total += (y.T if w is None else y.T * w) @ y
+        return total
 
     def stats_given(
         self, resp: np.ndarray | None = None, labels: np.ndarray | None = None
