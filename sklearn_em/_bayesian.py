@@ -15,7 +15,14 @@ from ._covariance import COVARIANCE_TYPES, Covariance, get_covariance
 from ._estimator import _BaseMixture, _check_shape
 from ._init import initial_assignment
 from ._model import Mixture
-from ._variational import Posterior, Prior, run_vb, variational_update
+from ._variational import (
+    Posterior,
+    Prior,
+    VBOnlineState,
+    online_vb_step,
+    run_vb,
+    variational_update,
+)
 
 
 class BayesianGaussianMixture(_BaseMixture):
@@ -78,6 +85,12 @@ class BayesianGaussianMixture(_BaseMixture):
         Rows processed at once in the E-step (speed and memory only).
     n_jobs : int or None, default=None
         Threads sharing the E-step, as in :class:`GaussianMixture`.
+    learning_decay : float, default=0.7
+        Online learning (:meth:`partial_fit`, stochastic variational
+        inference): the step size of update ``t`` is ``(t + learning_offset)
+        ** -learning_decay``; values in (0.5, 1] guarantee convergence.
+    learning_offset : float, default=10.0
+        Online learning: a larger offset makes early batches weigh less.
 
     Attributes
     ----------
@@ -166,6 +179,8 @@ degrees_of_freedom_prior_, covariance_prior_
         "verbose_interval": [Interval(Integral, 1, None, closed="left")],
         "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
         "n_jobs": [Integral, None],
+        "learning_decay": [Interval(Real, 0, 1, closed="both")],
+        "learning_offset": [Interval(Real, 0, None, closed="left")],
     }
 
     def __init__(
@@ -190,6 +205,8 @@ degrees_of_freedom_prior_, covariance_prior_
         verbose_interval=10,
         chunk_size=None,
         n_jobs=None,
+        learning_decay=0.7,
+        learning_offset=10.0,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -210,6 +227,8 @@ degrees_of_freedom_prior_, covariance_prior_
         self.verbose_interval = verbose_interval
         self.chunk_size = chunk_size
         self.n_jobs = n_jobs
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
 
     def _fit(self, X, sample_weight, log_scale=0.0):
         n_samples = X.shape[0]
@@ -271,8 +290,51 @@ degrees_of_freedom_prior_, covariance_prior_
         self.n_iter_ = best.n_iter
         self.lower_bound_ = float(best.lower_bound)
         self.lower_bounds_ = [float(v) for v in best.lower_bounds]
+        # partial_fit continues from the statistics the posterior came from,
+        # counting as all the weight the fit saw.
+        self._online = None
+        if best.stats is not None:
+            log_seen = math.log(best.stats.total_weight)
+            running = best.stats.per_sample().recentered(data.center, covariance)
+            self._online = VBOnlineState(running, 0, data.center, log_seen, log_seen)
         self.labels_ = data.labels(best.posterior.estep_model())
         return self.labels_
+
+    def _partial_fit(self, X, sample_weight, log_scale, first):
+        covariance = get_covariance(self.covariance_type)
+        state = None if first else getattr(self, "_online", None)
+        if first:
+            data = self._source(X, sample_weight, covariance)
+            weight_scale = math.exp(log_scale + data.log_weight_scale)
+            prior = self._prior(data, covariance, weight_scale)
+            random_state = check_random_state(self.random_state)
+            assignment = initial_assignment(data, self.init_params, random_state)
+            stats = data.stats_given(**assignment).scale(weight_scale)
+            posterior = variational_update(stats, prior, covariance, self.reg_covar)
+            state = VBOnlineState(None, 0, data.center)
+        else:
+            posterior, prior = self._fitted_posterior(), self._fitted_prior()
+            if state is None:
+                # Attributes without the fit's record: statistics start afresh.
+                model = posterior.model
+                state = VBOnlineState(None, 0, model.weights @ model.means)
+            data = self._source(
+                X, sample_weight, covariance, center=state.center, training=False
+            )
+            weight_scale = math.exp(log_scale)
+        state, posterior, lower_bound = online_vb_step(
+            data,
+            state,
+            posterior,
+            prior,
+            reg_covar=self.reg_covar,
+            decay=self.learning_decay,
+            offset=self.learning_offset,
+            weight_scale=weight_scale,
+        )
+        self._online = state
+        self._set_posterior(posterior, X.dtype)
+        return lower_bound
 
     def _prior(self, data, covariance: Covariance, weight_scale: float) -> Prior:
         """The prior, defaults filled in from the data; records the
@@ -303,6 +365,10 @@ degrees_of_freedom_prior_, covariance_prior_
                 f"{d - 1}, but got {self.degrees_of_freedom_prior:.3f}."
             )
         self.covariance_prior_ = self._covariance_prior(data, covariance, weight_scale)
+        return self._fitted_prior()
+
+    def _fitted_prior(self) -> Prior:
+        """The prior recorded by the first fit."""
         return Prior(
             self.weight_concentration_prior_type == "dirichlet_process",
             float(self.weight_concentration_prior_),

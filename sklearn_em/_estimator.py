@@ -46,7 +46,8 @@ class _BaseMixture(ClusterMixin, BaseEstimator):
     """What the mixture estimators share: validation, the data source,
     attributes from a model value, inference and progress messages.
 
-    Subclasses implement ``_fit(X, sample_weight, log_scale)``.
+    Subclasses implement ``_fit(X, sample_weight, log_scale)`` and
+    ``_partial_fit(X, sample_weight, log_scale, first)``.
     """
 
     def fit(self, X, y=None, sample_weight=None):
@@ -127,6 +128,72 @@ class _BaseMixture(ClusterMixin, BaseEstimator):
                 f"The 'n_jobs' parameter of {type(self).__name__} must be None, a "
                 "positive int or a negative int (-1: all cores). Got 0 instead."
             )
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Update the model with one batch of rows: online learning.
+
+        :class:`GaussianMixture` performs stepwise EM, and
+        :class:`BayesianGaussianMixture` stochastic variational inference:
+        an E-step on the batch, then an update from running statistics that
+        move towards the batch's with step ``(t + learning_offset) **
+        -learning_decay``. The first call on an unfitted estimator initialises
+        the parameters from its batch (``init_params``, or the user's initial
+        values); after :meth:`fit`, ``partial_fit`` continues from the fitted
+        parameters, the fit counting as the data it saw. Memory is bounded by
+        the batch, so data larger than memory can be streamed; a Dask array
+        is streamed block by block.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            One batch of rows (may contain NaN, as in :meth:`fit`).
+        y : Ignored
+            Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the batch's rows.
+
+        Returns
+        -------
+        self : object
+            The updated estimator. ``n_iter_`` counts the updates,
+            ``lower_bound_`` is the last batch's mean log-likelihood (before its
+            update) and ``lower_bounds_`` holds one entry per update.
+        """
+        if _is_dask(X):
+            from ._dask import iter_blocks
+
+            # Streamed: one update per block, each block in memory in turn.
+            for x, w in iter_blocks(X, sample_weight):
+                if len(x):
+                    self.partial_fit(x, sample_weight=w)
+            return self
+        first = not hasattr(self, "means_")
+        X = validate_data(
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            reset=first,
+            ensure_all_finite="allow-nan",
+        )
+        sample_weight, log_scale = _validate_sample_weight(sample_weight, X)
+        if not first:
+            self._check_unchanged_structure("partial_fit")
+        elif X.shape[0] < max(self.n_components, 2):
+            raise ValueError(
+                "The first partial_fit batch initialises the model and needs "
+                f"n_samples >= max(n_components, 2); got n_components = "
+                f"{self.n_components}, n_samples = {X.shape[0]}"
+            )
+        if first:
+            self.n_iter_, self.lower_bounds_ = 0, []
+        with single_threaded_blas():
+            lower_bound = self._partial_fit(X, sample_weight, log_scale, first)
+        self.converged_ = False
+        self.n_iter_ = getattr(self, "n_iter_", 0) + 1
+        self.lower_bound_ = lower_bound
+        self.lower_bounds_ = [*getattr(self, "lower_bounds_", []), lower_bound]
+        return self
 
     def _check_unchanged_structure(self, what):
         """A fitted model continues only with the structure it was fitted with."""
@@ -682,97 +749,39 @@ class GaussianMixture(_BaseMixture):
 
         return best
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y=None, sample_weight=None):
-        """Update the model with one batch of rows: online (stepwise) EM.
-
-        The first call on an unfitted estimator initialises the parameters
-        from its batch (``init_params`` or the user's initial values); every
-        call then performs one stepwise-EM update: an E-step on the batch and
-        an M-step on running statistics that move towards the batch's with
-        step ``(t + learning_offset) ** -learning_decay``. After :meth:`fit`,
-        ``partial_fit`` continues from the fitted parameters. Memory is bounded
-        by the batch, so data larger than memory can be streamed.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            One batch of rows (may contain NaN, as in :meth:`fit`).
-        y : Ignored
-            Not used, present for API consistency.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Weights of the batch's rows.
-
-        Returns
-        -------
-        self : GaussianMixture
-            The updated estimator. ``n_iter_`` counts the updates,
-            ``lower_bound_`` is the last batch's mean log-likelihood (before its
-            update) and ``lower_bounds_`` holds one entry per update.
-        """
-        if _is_dask(X):
-            from ._dask import iter_blocks
-
-            # Streamed: one update per block, each block in memory in turn.
-            for x, w in iter_blocks(X, sample_weight):
-                if len(x):
-                    self.partial_fit(x, sample_weight=w)
-            return self
-        first = not hasattr(self, "means_")
-        X = validate_data(
-            self,
-            X,
-            dtype=[np.float64, np.float32],
-            reset=first,
-            ensure_all_finite="allow-nan",
-        )
-        sample_weight, log_scale = _validate_sample_weight(sample_weight, X)
+    def _partial_fit(self, X, sample_weight, log_scale, first):
         covariance = get_covariance(self.covariance_type)
-        if not first:
-            self._check_unchanged_structure("partial_fit")
         state = None if first else getattr(self, "_online", None)
-        with single_threaded_blas():
-            if first:
-                if X.shape[0] < max(self.n_components, 2):
-                    raise ValueError(
-                        "The first partial_fit batch initialises the model and needs "
-                        f"n_samples >= max(n_components, 2); got n_components = "
-                        f"{self.n_components}, n_samples = {X.shape[0]}"
-                    )
-                data = self._source(X, sample_weight, covariance)
-                model = initial_model(
-                    data,
-                    init_params=self.init_params,
-                    random_state=check_random_state(self.random_state),
-                    reg_covar=self.reg_covar,
-                    **self._check_initial_parameters(covariance, X.shape[1]),
-                )
-                self.n_iter_, self.lower_bounds_ = 0, []
-                state = OnlineState(None, 0, data.center)
-            else:
-                model = self._fitted_model()
-                center = model.weights @ model.means if state is None else state.center
-                data = self._source(
-                    X, sample_weight, covariance, center=center, training=False
-                )
-                if state is None:
-                    state = self._state_after_fit(model, data.center)
-            state, model, lower_bound = online_step(
+        if first:
+            data = self._source(X, sample_weight, covariance)
+            model = initial_model(
                 data,
-                state,
-                model,
+                init_params=self.init_params,
+                random_state=check_random_state(self.random_state),
                 reg_covar=self.reg_covar,
-                decay=self.learning_decay,
-                offset=self.learning_offset,
-                log_weight=float(np.log(data.total_weight) + log_scale),
+                **self._check_initial_parameters(covariance, X.shape[1]),
             )
+            state = OnlineState(None, 0, data.center)
+        else:
+            model = self._fitted_model()
+            center = model.weights @ model.means if state is None else state.center
+            data = self._source(
+                X, sample_weight, covariance, center=center, training=False
+            )
+            if state is None:
+                state = self._state_after_fit(model, data.center)
+        state, model, lower_bound = online_step(
+            data,
+            state,
+            model,
+            reg_covar=self.reg_covar,
+            decay=self.learning_decay,
+            offset=self.learning_offset,
+            log_weight=float(np.log(data.total_weight) + log_scale),
+        )
         self._online = state
         self._set_fitted(model, X.dtype)
-        self.converged_ = False
-        self.n_iter_ = getattr(self, "n_iter_", 0) + 1
-        self.lower_bound_ = lower_bound
-        self.lower_bounds_ = [*getattr(self, "lower_bounds_", []), lower_bound]
-        return self
+        return lower_bound
 
     def _state_after_fit(self, model, center):
         """Online state continuing a model fitted by :meth:`fit` (or restored).

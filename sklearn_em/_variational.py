@@ -30,6 +30,7 @@ from scipy.special import betaln, digamma, gammaln
 from ._covariance import Covariance
 from ._em import gaussian_estimates
 from ._model import Mixture
+from ._online import OnlineState, step_size
 from ._stats import SuffStats
 
 
@@ -195,6 +196,7 @@ class VBResult:
     lower_bounds: list[float] = field(default_factory=list)
     n_iter: int = 0
     converged: bool = False
+    stats: SuffStats | None = None
 
 
 def run_vb(
@@ -223,6 +225,7 @@ def run_vb(
     bounds: list[float] = []
     converged = False
     n_iter = 0
+    stats = None
     for n_iter in range(1, max_iter + 1):
         previous = bound
         estep = posterior.estep_model()
@@ -236,4 +239,58 @@ def run_vb(
         if abs(change) < tol:
             converged = True
             break
-    return VBResult(posterior, bound, bounds, n_iter, converged)
+    return VBResult(posterior, bound, bounds, n_iter, converged, stats)
+
+
+@dataclass
+class VBOnlineState(OnlineState):
+    """:class:`._online.OnlineState` with the log of all the weight seen,
+    the size of the data set the running statistics stand for."""
+
+    log_total: float = -np.inf
+
+
+def online_vb_step(
+    source,
+    state: VBOnlineState,
+    posterior: Posterior,
+    prior: Prior,
+    *,
+    reg_covar: float,
+    decay: float,
+    offset: float,
+    weight_scale: float = 1.0,
+) -> tuple[VBOnlineState, Posterior, float]:
+    """One update of stochastic variational inference (Hoffman et al. 2013).
+
+    The natural parameters of the posterior are the prior's plus the
+    data's summed statistics, so moving them towards the batch's estimate
+    ``prior + N * s_batch`` by ``eta`` is moving per-sample statistics ``s``
+    by ``eta`` and updating from ``N * s``. ``N``, the size of a stream, is
+    the weight seen so far. Steps follow ``(t + offset) ** -decay``, or, after
+    a batch fit (``state.log_seen``), make ``s`` the average of everything
+    seen, as in :func:`._online.online_step`.
+
+    Returns the new state, the new posterior and the batch's mean
+    log-likelihood under the variational E-step before the update.
+    """
+    covariance = source.covariance
+    batch = source.stats(posterior.estep_model()).scale(weight_scale)
+    log_weight = float(np.log(batch.total_weight))
+    mean_log_likelihood = batch.log_likelihood / batch.total_weight
+    batch = batch.per_sample().recentered(state.center, covariance)
+    log_seen = state.log_seen
+    if log_seen is None:
+        eta = step_size(state.n_updates, decay, offset)
+    else:
+        eta = float(np.exp(log_weight - np.logaddexp(log_seen, log_weight)))
+        log_seen = float(np.logaddexp(log_seen, log_weight))
+    log_total = float(np.logaddexp(state.log_total, log_weight))
+    running = batch if state.stats is None else state.stats.blend(batch, eta)
+    new = variational_update(
+        running.scale(np.exp(log_total)), prior, covariance, reg_covar
+    )
+    state = VBOnlineState(
+        running, state.n_updates + 1, state.center, log_seen, log_total
+    )
+    return state, new, mean_log_likelihood
