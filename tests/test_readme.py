@@ -103,6 +103,11 @@ def check_data_beyond_memory_dask(ns):
     assert_allclose(gmm.weights_, 1 / 3, atol=0.02)
 
 
+def check_bayesian_mixture(ns):
+    bgm = ns["bgm"]
+    assert bgm.n_components == 10 and (bgm.weights_ > 0.05).sum() == 3
+
+
 CHECKS = {
     "quick-start": check_quick_start,
     "pipelines-and-model-selection": check_pipelines_and_model_selection,
@@ -110,6 +115,7 @@ CHECKS = {
     "missing-values": check_missing_values,
     "online-fitting": check_online_fitting,
     "data-beyond-memory-dask": check_data_beyond_memory_dask,
+    "bayesian-mixture": check_bayesian_mixture,
 }
 
 
