@@ -8,6 +8,7 @@ sufficient statistics.
 from . import datasets, mixture
 from ._bayesian import BayesianGaussianMixture
 from ._estimator import DegenerateComponentWarning, GaussianMixture
+from ._selection import GaussianMixtureIC
 
 __version__ = "0.1.0"
 
@@ -15,6 +16,7 @@ __all__ = [
     "BayesianGaussianMixture",
     "DegenerateComponentWarning",
     "GaussianMixture",
+    "GaussianMixtureIC",
     "__version__",
     "datasets",
     "mixture",

@@ -4,7 +4,7 @@ covariance type."""
 from _helpers import COVARIANCE_TYPES
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_em import BayesianGaussianMixture, GaussianMixture
+from sklearn_em import BayesianGaussianMixture, GaussianMixture, GaussianMixtureIC
 
 # Checks expected to fail, with the reason. The goal is an empty table.
 EXPECTED_FAILED_CHECKS: dict[str, str] = {
@@ -31,7 +31,8 @@ EXPECTED_FAILED_CHECKS: dict[str, str] = {
     + [
         BayesianGaussianMixture(covariance_type=covariance_type, max_iter=500)
         for covariance_type in COVARIANCE_TYPES
-    ],
+    ]
+    + [GaussianMixtureIC()],
     expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS,
 )
 def test_passes_sklearn_estimator_checks(estimator, check):
