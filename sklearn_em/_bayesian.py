@@ -148,6 +148,18 @@ degrees_of_freedom_prior_, covariance_prior_
     array([0, 1])
     """
 
+    _SHARED_FITTED = (
+        *_BaseMixture._SHARED_FITTED,
+        "weight_concentration_",
+        "mean_precision_",
+        "degrees_of_freedom_",
+        "weight_concentration_prior_",
+        "mean_precision_prior_",
+        "mean_prior_",
+        "degrees_of_freedom_prior_",
+        "covariance_prior_",
+    )
+
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "covariance_type": [StrOptions(set(COVARIANCE_TYPES))],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import warnings
@@ -393,6 +394,67 @@ class _BaseMixture(ClusterMixin, BaseEstimator):
         if sample_weight is not None:
             sample_weight = _validate_sample_weight(sample_weight, log_prob[:, None])[0]
         return float(np.average(log_prob, weights=sample_weight))
+
+    # -- conversions --
+    # Fitted attributes scikit-learn's estimator of the same name has too.
+    _SHARED_FITTED: tuple[str, ...] = (
+        "weights_",
+        "means_",
+        "covariances_",
+        "precisions_",
+        "precisions_cholesky_",
+        "converged_",
+        "n_iter_",
+        "lower_bound_",
+        "lower_bounds_",
+        "n_features_in_",
+        "feature_names_in_",
+    )
+
+    def to_sklearn(self):
+        """This fitted model as scikit-learn's estimator of the same name.
+
+        The parameters both have and every fitted attribute are copied, so the
+        result predicts, scores and samples as this model does; it can be
+        kept or shared where only scikit-learn is installed.
+
+        Returns
+        -------
+        model : sklearn.mixture.GaussianMixture or BayesianGaussianMixture
+        """
+        check_is_fitted(self)
+        from sklearn import mixture
+
+        theirs = _with_params(getattr(mixture, type(self).__name__), self)
+        _copy_fitted(self, theirs, self._SHARED_FITTED)
+        return theirs
+
+    @classmethod
+    def from_sklearn(cls, model):
+        """A fitted estimator of this library from scikit-learn's fitted one.
+
+        Parameters
+        ----------
+        model : sklearn.mixture.GaussianMixture or BayesianGaussianMixture
+            A fitted model of the same class name.
+
+        Returns
+        -------
+        estimator : the same model, as this library's estimator. Its
+            ``partial_fit`` starts the running statistics afresh (the data
+            the model was fitted on are not known).
+        """
+        check_is_fitted(model)
+        if type(model).__name__ != cls.__name__:
+            raise TypeError(
+                f"{cls.__name__}.from_sklearn needs a fitted scikit-learn "
+                f"{cls.__name__}, got {type(model).__name__}."
+            )
+        ours = _with_params(cls, model)
+        _copy_fitted(model, ours, cls._SHARED_FITTED)
+        ours.lower_bounds_ = [float(np.ravel(v)[0]) for v in model.lower_bounds_]
+        ours._fitted_covariance_type = model.covariance_type
+        return ours
 
     def sample(self, n_samples=1):
         """Draw random samples from the fitted mixture.
@@ -868,6 +930,18 @@ class GaussianMixture(_BaseMixture):
         aic : float
         """
         return -2 * self.score(X) * _num_samples(X) + 2 * self._n_parameters()
+
+
+def _with_params(cls, source):
+    """An unfitted ``cls`` with the parameters it shares with ``source``."""
+    known = cls().get_params()
+    return cls(**{k: v for k, v in source.get_params().items() if k in known})
+
+
+def _copy_fitted(source, target, names) -> None:
+    for name in names:
+        if hasattr(source, name):
+            setattr(target, name, copy.deepcopy(getattr(source, name)))
 
 
 def _is_dask(X) -> bool:

@@ -108,6 +108,18 @@ def check_bayesian_mixture(ns):
     assert bgm.n_components == 10 and (bgm.weights_ > 0.05).sum() == 3
 
 
+def check_model_selection(ns):
+    ic, table = ns["ic"], ns["table"]
+    assert (ic.n_components_, ic.covariance_type_) == (3, "full")
+    assert table.shape == (6, 4) and table.values.min() == ic.criteria_["bic"].min()
+
+
+def check_conversions_and_persistence(ns):
+    X, gmm = ns["X"], ns["gmm"]
+    for other in (ns["theirs"], ns["back"], ns["loaded"]):
+        assert_allclose(other.predict_proba(X), gmm.predict_proba(X), atol=1e-13)
+
+
 CHECKS = {
     "quick-start": check_quick_start,
     "pipelines-and-model-selection": check_pipelines_and_model_selection,
@@ -116,6 +128,8 @@ CHECKS = {
     "online-fitting": check_online_fitting,
     "data-beyond-memory-dask": check_data_beyond_memory_dask,
     "bayesian-mixture": check_bayesian_mixture,
+    "model-selection": check_model_selection,
+    "conversions-and-persistence": check_conversions_and_persistence,
 }
 
 
