@@ -123,6 +123,8 @@ degrees_of_freedom_prior_, covariance_prior_
         Lower bound on the log evidence (up to constants) of the best fit.
     lower_bounds_ : list of float
         The lower bound at every iteration of the best initialization.
+    lower_bounds_per_init_ : list of list of float
+        The lower bounds of every initialization of the last :meth:`fit`.
     labels_ : ndarray of shape (n_samples,)
         Most probable component of each training row.
     n_features_in_ : int
@@ -261,6 +263,7 @@ degrees_of_freedom_prior_, covariance_prior_
             self._check_unchanged_structure("a warm_start fit")
         random_state = check_random_state(self.random_state)
         best = None
+        runs = []
         for init in range(self.n_init if do_init else 1):
             self._print_init_begin(init)
             if do_init:
@@ -286,9 +289,11 @@ degrees_of_freedom_prior_, covariance_prior_
             )
             if self.max_iter > 0:
                 self._print_init_end(result.lower_bound, result.converged)
+            runs.append([float(v) for v in result.lower_bounds])
             if best is None or result.lower_bound > best.lower_bound:
                 best = result
 
+        self.lower_bounds_per_init_ = runs
         if not best.converged and self.max_iter > 0:
             warnings.warn(
                 "Best performing initialization did not converge. Try different "

@@ -622,6 +622,9 @@ class GaussianMixture(_BaseMixture):
         iteration of the best initialization.
     lower_bounds_ : list of float
         The lower bound at every iteration of the best initialization.
+    lower_bounds_per_init_ : list of list of float
+        The lower bounds of every initialization of the last :meth:`fit`, in
+        order (not in scikit-learn; for plotting all ``n_init`` runs).
     labels_ : ndarray of shape (n_samples,)
         Most probable component of each training row under the fitted model.
     n_features_in_ : int
@@ -776,6 +779,7 @@ class GaussianMixture(_BaseMixture):
 
     def _run_inits(self, data, n_init, do_init, random_state, user_init):
         best = None
+        runs = []
         for init in range(n_init):
             self._print_init_begin(init)
             if do_init:
@@ -806,9 +810,10 @@ class GaussianMixture(_BaseMixture):
             )
             if self.max_iter > 0:
                 self._print_init_end(result.lower_bound, result.converged)
+            runs.append([float(v) for v in result.lower_bounds])
             if best is None or result.lower_bound > best.lower_bound:
                 best = result
-
+        self.lower_bounds_per_init_ = runs
         return best
 
     def _partial_fit(self, X, sample_weight, log_scale, first):
