@@ -81,6 +81,10 @@ class BayesianGaussianMixture(_BaseMixture):
         Print progress: 1 per initialization, 2 also per iteration.
     verbose_interval : int, default=10
         Iterations between progress messages.
+    progress : bool, default=False
+        Show a progress bar (tqdm, in a terminal or a notebook) over each
+        initialization's iterations, with the lower bound and its change.
+        Needs ``tqdm`` installed.
     chunk_size : int or None, default=None
         Rows processed at once in the E-step (speed and memory only).
     n_jobs : int or None, default=None
@@ -191,6 +195,7 @@ degrees_of_freedom_prior_, covariance_prior_
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
         "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+        "progress": ["boolean"],
         "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
         "n_jobs": [Integral, None],
         "learning_decay": [Interval(Real, 0, 1, closed="both")],
@@ -217,6 +222,7 @@ degrees_of_freedom_prior_, covariance_prior_
         warm_start=False,
         verbose=0,
         verbose_interval=10,
+        progress=False,
         chunk_size=None,
         n_jobs=None,
         learning_decay=0.7,
@@ -239,6 +245,7 @@ degrees_of_freedom_prior_, covariance_prior_
         self.warm_start = warm_start
         self.verbose = verbose
         self.verbose_interval = verbose_interval
+        self.progress = progress
         self.chunk_size = chunk_size
         self.n_jobs = n_jobs
         self.learning_decay = learning_decay
@@ -265,7 +272,7 @@ degrees_of_freedom_prior_, covariance_prior_
         best = None
         runs = []
         for init in range(self.n_init if do_init else 1):
-            self._print_init_begin(init)
+            self._print_init_begin(init, self.n_init if do_init else 1)
             if do_init:
                 source = data.initialization_source(random_state)
                 assignment = initial_assignment(source, self.init_params, random_state)

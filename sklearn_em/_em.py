@@ -152,7 +152,7 @@ def run_em(
     reg_covar: float,
     lower_bound: float = -np.inf,
     max_reseeds: int | None = None,
-    on_iteration: Callable[[int, float], None] | None = None,
+    on_iteration: Callable[[int, float, float], None] | None = None,
 ) -> EMResult:
     """Iterate E- and M-steps from ``model`` until the lower bound settles.
 
@@ -212,7 +212,7 @@ def run_em(
             repaired = True
         change = lower_bound - previous
         if on_iteration is not None:
-            on_iteration(n_iter, change)
+            on_iteration(n_iter, change, lower_bound)
         if abs(change) < tol and not repaired:
             converged = True
             break

@@ -113,8 +113,11 @@ class _BaseMixture(ClusterMixin, BaseEstimator):
                 ensure_all_finite="allow-nan",
             )
             sample_weight, log_scale = _validate_sample_weight(sample_weight, X)
-        with single_threaded_blas():
-            return self._fit(X, sample_weight, log_scale)
+        try:
+            with single_threaded_blas():
+                return self._fit(X, sample_weight, log_scale)
+        finally:
+            self._close_progress()
 
     def _validate_params(self):
         super()._validate_params()
@@ -485,13 +488,30 @@ class _BaseMixture(ClusterMixin, BaseEstimator):
             check_random_state(self.random_state), n_samples
         )
 
-    # -- verbosity, as in scikit-learn --
-    def _print_init_begin(self, init):
+    # -- progress: verbosity as in scikit-learn, and a progress bar --
+    def _print_init_begin(self, init, n_init=1):
         if self.verbose >= 1:
             print(f"Initialization {init}")
         self._init_time = self._iter_time = perf_counter()
+        self._close_progress()
+        if self.progress and self.max_iter > 0:
+            self._progress_bar = _progress_bar(
+                total=self.max_iter,
+                desc=f"{type(self).__name__} init {init + 1}/{n_init}",
+                unit="iter",
+                leave=False,
+            )
 
-    def _print_iteration(self, n_iter, change):
+    def _close_progress(self):
+        bar = self.__dict__.pop("_progress_bar", None)
+        if bar is not None:
+            bar.close()
+
+    def _print_iteration(self, n_iter, change, lower_bound=np.nan):
+        bar = getattr(self, "_progress_bar", None)
+        if bar is not None:
+            bar.set_postfix(lower_bound=f"{lower_bound:.6g}", change=f"{change:.3g}")
+            bar.update()
         if n_iter % self.verbose_interval:
             return
         if self.verbose == 1:
@@ -505,6 +525,7 @@ class _BaseMixture(ClusterMixin, BaseEstimator):
             self._iter_time = now
 
     def _print_init_end(self, lower_bound, converged):
+        self._close_progress()
         status = "converged" if converged else "did not converge"
         if self.verbose == 1:
             print(f"Initialization {status}.")
@@ -562,6 +583,10 @@ class GaussianMixture(_BaseMixture):
         Print progress: 1 per initialization, 2 also per iteration.
     verbose_interval : int, default=10
         Iterations between progress messages.
+    progress : bool, default=False
+        Show a progress bar (tqdm, in a terminal or a notebook) over each
+        initialization's iterations, with the lower bound and its change.
+        Needs ``tqdm`` installed.
     chunk_size : int or None, default=None
         Rows processed at once in the E-step. ``None`` picks a size that keeps
         the working set in cache. It changes speed and memory, not the result
@@ -667,6 +692,7 @@ class GaussianMixture(_BaseMixture):
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
         "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+        "progress": ["boolean"],
         "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
         "n_jobs": [Integral, None],
         "learning_decay": [Interval(Real, 0, 1, closed="both")],
@@ -690,6 +716,7 @@ class GaussianMixture(_BaseMixture):
         warm_start=False,
         verbose=0,
         verbose_interval=10,
+        progress=False,
         chunk_size=None,
         n_jobs=None,
         learning_decay=0.7,
@@ -709,6 +736,7 @@ class GaussianMixture(_BaseMixture):
         self.warm_start = warm_start
         self.verbose = verbose
         self.verbose_interval = verbose_interval
+        self.progress = progress
         self.chunk_size = chunk_size
         self.n_jobs = n_jobs
         self.learning_decay = learning_decay
@@ -781,7 +809,7 @@ class GaussianMixture(_BaseMixture):
         best = None
         runs = []
         for init in range(n_init):
-            self._print_init_begin(init)
+            self._print_init_begin(init, n_init)
             if do_init:
                 drawn = any(value is None for value in user_init.values())
                 start = initial_model(
@@ -935,6 +963,18 @@ class GaussianMixture(_BaseMixture):
         aic : float
         """
         return -2 * self.score(X) * _num_samples(X) + 2 * self._n_parameters()
+
+
+def _progress_bar(**kwargs):
+    """A tqdm bar that suits the terminal or the notebook it is shown in."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        raise ImportError(
+            "progress=True shows a progress bar with tqdm, which is not installed: "
+            "pip install tqdm"
+        ) from None
+    return tqdm(**kwargs)
 
 
 def _with_params(cls, source):

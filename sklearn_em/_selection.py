@@ -16,7 +16,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._covariance import COVARIANCE_TYPES, IllDefinedCovariance, get_covariance
 from ._data import TrainingData
 from ._em import params_from_stats
-from ._estimator import GaussianMixture, _is_dask, _validate_sample_weight
+from ._estimator import (
+    GaussianMixture,
+    _is_dask,
+    _progress_bar,
+    _validate_sample_weight,
+)
 from ._init import initial_assignment
 from ._threads import single_threaded_blas
 
@@ -52,6 +57,8 @@ class GaussianMixtureIC(ClusterMixin, BaseEstimator):
         What to minimise.
     tol, reg_covar, max_iter, n_init, init_params, verbose, chunk_size, n_jobs
         Passed to every :class:`GaussianMixture` of the grid.
+    progress : bool, default=False
+        Show a progress bar (tqdm) over the cells of the grid.
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisations; with an int, each cell is the fit of
         ``GaussianMixture(random_state=random_state)``.
@@ -105,6 +112,7 @@ class GaussianMixtureIC(ClusterMixin, BaseEstimator):
         ],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "progress": ["boolean"],
         "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
         "n_jobs": [Integral, None],
     }
@@ -122,6 +130,7 @@ class GaussianMixtureIC(ClusterMixin, BaseEstimator):
         init_params="kmeans",
         random_state=None,
         verbose=0,
+        progress=False,
         chunk_size=None,
         n_jobs=None,
     ):
@@ -135,6 +144,7 @@ class GaussianMixtureIC(ClusterMixin, BaseEstimator):
         self.init_params = init_params
         self.random_state = random_state
         self.verbose = verbose
+        self.progress = progress
         self.chunk_size = chunk_size
         self.n_jobs = n_jobs
 
@@ -232,6 +242,21 @@ class GaussianMixtureIC(ClusterMixin, BaseEstimator):
             seed = check_random_state(seed).randint(np.iinfo(np.int32).max)
         rows = []
         best = None
+        bar = None
+        if self.progress:
+            bar = _progress_bar(total=len(ks) * len(types), desc="grid", leave=False)
+        try:
+            best = self._fit_grid(X, sample_weight, normalised, total_weight, ks, types,
+                                  seed, rows, bar)  # fmt: skip
+        finally:
+            if bar is not None:
+                bar.close()
+        self._finish(rows, best)
+        return self.labels_
+
+    def _fit_grid(self, X, sample_weight, normalised, total_weight, ks, types, seed,
+                  rows, bar):  # fmt: skip
+        best = None
         for k in ks:
             with warnings.catch_warnings(record=True) as drawing:
                 warnings.simplefilter("always")
@@ -258,6 +283,12 @@ class GaussianMixtureIC(ClusterMixin, BaseEstimator):
                 score = row[self.criterion]
                 if np.isfinite(score) and (best is None or score < best[0]):
                     best = (score, fitted, caught)
+                if bar is not None:
+                    bar.set_postfix(model=f"{k} {covariance_type}")
+                    bar.update()
+        return best
+
+    def _finish(self, rows, best):
         self.criteria_ = {
             name: _column([row[name] for row in rows], dtype)
             for name, dtype in (
@@ -287,7 +318,6 @@ class GaussianMixtureIC(ClusterMixin, BaseEstimator):
         self.covariance_type_ = self.best_estimator_.covariance_type
         self.n_iter_ = self.best_estimator_.n_iter_
         self.labels_ = self.best_estimator_.labels_
-        return self.labels_
 
     def _shared_starts(self, X, sample_weight, k, types, seed):
         """Initial parameters of every covariance type for each of the

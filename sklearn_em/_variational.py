@@ -209,7 +209,7 @@ def run_vb(
     reg_covar: float,
     weight_scale: float = 1.0,
     lower_bound_start: float = -np.inf,
-    on_iteration: Callable[[int, float], None] | None = None,
+    on_iteration: Callable[[int, float, float], None] | None = None,
 ) -> VBResult:
     """Iterate variational E- and M-steps until the lower bound settles.
 
@@ -235,7 +235,7 @@ def run_vb(
         bounds.append(bound)
         change = bound - previous
         if on_iteration is not None:
-            on_iteration(n_iter, change)
+            on_iteration(n_iter, change, bound)
         if abs(change) < tol:
             converged = True
             break

@@ -380,7 +380,7 @@ def test_fit_survives_a_killed_worker(cluster):
         killed = threading.Event()
 
         class KillDuringThirdPass(GaussianMixture):
-            def _print_iteration(self, n_iter, change):
+            def _print_iteration(self, n_iter, change, lower_bound):
                 if n_iter == 2 and not killed.is_set():
 
                     def kill():
@@ -389,7 +389,7 @@ def test_fit_survives_a_killed_worker(cluster):
                         killed.set()
 
                     threading.Thread(target=kill, daemon=True).start()
-                super()._print_iteration(n_iter, change)
+                super()._print_iteration(n_iter, change, lower_bound)
 
         def disturbed_fit():
             # In a thread only to bound the time (warnings are per thread).
