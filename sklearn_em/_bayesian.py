@@ -292,7 +292,7 @@ degrees_of_freedom_prior_, covariance_prior_
                 reg_covar=self.reg_covar,
                 weight_scale=weight_scale,
                 lower_bound_start=start_bound,
-                on_iteration=self._print_iteration,
+                on_iteration=self._on_iteration,
             )
             if self.max_iter > 0:
                 self._print_init_end(result.lower_bound, result.converged)

@@ -172,6 +172,9 @@ def run_em(
     COLLAPSE_FLOOR`` times its feature's variance for the rest of the run
     (``floored`` in the result); with ``reg_covar = 0`` the
     :class:`IllDefinedCovariance` error propagates.
+
+    ``on_iteration(n_iter, change, lower_bound)`` is called after every
+    iteration; a true return value stops the run.
     """
     covariance = source.covariance
     variances = source.feature_variances if reg_covar == 0 else None
@@ -211,8 +214,8 @@ def run_em(
                 raise
             repaired = True
         change = lower_bound - previous
-        if on_iteration is not None:
-            on_iteration(n_iter, change, lower_bound)
+        if on_iteration is not None and on_iteration(n_iter, change, lower_bound):
+            break  # asked to stop (a callback): not converged
         if abs(change) < tol and not repaired:
             converged = True
             break

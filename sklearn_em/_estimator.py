@@ -43,12 +43,23 @@ class DegenerateComponentWarning(UserWarning):
     """A component collapsed during EM and was re-seeded."""
 
 
-class _BaseMixture(ClusterMixin, BaseEstimator):
+try:
+    from sklearn.callback import CallbackSupportMixin as _CallbackSupport
+except ImportError:  # scikit-learn < 1.9 has no callback API
+
+    class _CallbackSupport:  # type: ignore[no-redef]
+        pass
+
+
+class _BaseMixture(_CallbackSupport, ClusterMixin, BaseEstimator):
     """What the mixture estimators share: validation, the data source,
     attributes from a model value, inference and progress messages.
 
     Subclasses implement ``_fit(X, sample_weight, log_scale)`` and
-    ``_partial_fit(X, sample_weight, log_scale, first)``.
+    ``_partial_fit(X, sample_weight, log_scale, first)``. Where scikit-learn
+    has its (experimental, >= 1.9) callback API, ``set_callbacks`` works: a
+    fit is a task whose subtasks are the initializations, whose subtasks are
+    the iterations; a callback can stop a run after any iteration.
     """
 
     def fit(self, X, y=None, sample_weight=None):
@@ -113,11 +124,15 @@ class _BaseMixture(ClusterMixin, BaseEstimator):
                 ensure_all_finite="allow-nan",
             )
             sample_weight, log_scale = _validate_sample_weight(sample_weight, X)
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        self._callbacks_begin(X, self.n_init if do_init else 1)
         try:
             with single_threaded_blas():
-                return self._fit(X, sample_weight, log_scale)
+                labels = self._fit(X, sample_weight, log_scale)
         finally:
             self._close_progress()
+        self._callbacks_end()
+        return labels
 
     def _validate_params(self):
         super()._validate_params()
@@ -488,8 +503,43 @@ class _BaseMixture(ClusterMixin, BaseEstimator):
             check_random_state(self.random_state), n_samples
         )
 
-    # -- progress: verbosity as in scikit-learn, and a progress bar --
+    # -- progress: verbosity as in scikit-learn, a progress bar, callbacks --
+    def _callbacks_begin(self, X, n_init):
+        """The fit's task for scikit-learn's callbacks (None without them)."""
+        self._callback_init = self._callback_iter = None
+        if not getattr(self, "_skl_callbacks", None):
+            self._callback_fit = None
+            return
+        self._callback_fit = self._init_callback_context(max_subtasks=n_init)
+        self._callback_fit.call_on_fit_task_begin(estimator=self, X=X)
+        self._callback_X = X
+
+    def _callbacks_end(self):
+        fit = self.__dict__.pop("_callback_fit", None)
+        if fit is not None:
+            fit.call_on_fit_task_end(estimator=self, X=self.__dict__.pop("_callback_X"))
+        for name in ("_callback_init", "_callback_iter"):
+            self.__dict__.pop(name, None)
+
+    def _on_iteration(self, n_iter, change, lower_bound):
+        """After each iteration: progress, messages and callbacks; True stops."""
+        self._print_iteration(n_iter, change, lower_bound)
+        init = getattr(self, "_callback_init", None)
+        if init is None:
+            return False
+        task = init.subcontext(task_name="iteration")
+        task.call_on_fit_task_begin(estimator=self, X=self._callback_X)
+        return bool(task.call_on_fit_task_end(estimator=self, X=self._callback_X))
+
     def _print_init_begin(self, init, n_init=1):
+        fit = getattr(self, "_callback_fit", None)
+        if fit is not None:
+            self._callback_init = fit.subcontext(
+                task_name="initialization", max_subtasks=self.max_iter
+            )
+            self._callback_init.call_on_fit_task_begin(
+                estimator=self, X=self._callback_X
+            )
         if self.verbose >= 1:
             print(f"Initialization {init}")
         self._init_time = self._iter_time = perf_counter()
@@ -526,6 +576,10 @@ class _BaseMixture(ClusterMixin, BaseEstimator):
 
     def _print_init_end(self, lower_bound, converged):
         self._close_progress()
+        init = getattr(self, "_callback_init", None)
+        if init is not None:
+            init.call_on_fit_task_end(estimator=self, X=self._callback_X)
+            self._callback_init = None
         status = "converged" if converged else "did not converge"
         if self.verbose == 1:
             print(f"Initialization {status}.")
@@ -834,7 +888,7 @@ class GaussianMixture(_BaseMixture):
                 max_iter=self.max_iter,
                 reg_covar=self.reg_covar,
                 lower_bound=start_bound,
-                on_iteration=self._print_iteration,
+                on_iteration=self._on_iteration,
             )
             if self.max_iter > 0:
                 self._print_init_end(result.lower_bound, result.converged)

@@ -234,8 +234,8 @@ def run_vb(
         bound = lower_bound(stats, estep, posterior)
         bounds.append(bound)
         change = bound - previous
-        if on_iteration is not None:
-            on_iteration(n_iter, change, bound)
+        if on_iteration is not None and on_iteration(n_iter, change, bound):
+            break  # asked to stop (a callback): not converged
         if abs(change) < tol:
             converged = True
             break

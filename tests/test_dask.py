@@ -44,7 +44,7 @@ def cluster():
             threads_per_worker=1,
             processes=True,
             # Any free port: a fixed one may be taken by another cluster.
-        dashboard_address=":0",
+            dashboard_address=":0",
             silence_logs=50,
         ) as cluster,
         distributed.Client(cluster, set_as_default=False) as client,

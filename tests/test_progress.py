@@ -57,3 +57,54 @@ def test_verbose_prints_what_sklearn_prints(X, capsys):
         cls(3, verbose=1, random_state=0, n_init=2).fit(X)
         outputs.append(capsys.readouterr().out)
     assert outputs[0] == outputs[1]
+
+
+class _Recorder:
+    """A scikit-learn fit callback that records its tasks and can stop a run
+    after a number of iterations."""
+
+    def __init__(self, stop_after=None):
+        self.begun, self.ended, self.stop_after = [], [], stop_after
+        self.set_up = self.torn_down = 0
+
+    def setup(self, estimator, context):
+        self.set_up += 1
+
+    def teardown(self, estimator, context):
+        self.torn_down += 1
+
+    def on_fit_task_begin(self, estimator, context, **kwargs):
+        self.begun.append(context.task_name)
+
+    def on_fit_task_end(self, estimator, context, **kwargs):
+        self.ended.append(context.task_name)
+        iterations = self.ended.count("iteration")
+        return self.stop_after is not None and iterations >= self.stop_after
+
+
+@pytest.mark.parametrize("cls", [GaussianMixture, BayesianGaussianMixture])
+def test_sklearn_callbacks_see_the_fit_its_inits_and_iterations(X, cls):
+    pytest.importorskip(
+        "sklearn.callback", reason="scikit-learn >= 1.9 has the callback API"
+    )
+    recorder = _Recorder()
+    model = cls(n_components=3, n_init=2, random_state=0).set_callbacks(recorder)
+    model.fit(X)
+    iterations = sum(len(run) for run in model.lower_bounds_per_init_)
+    for tasks in (recorder.begun, recorder.ended):
+        assert tasks.count("fit") == 1
+        assert tasks.count("initialization") == 2
+        assert tasks.count("iteration") == iterations
+    assert recorder.set_up == recorder.torn_down == 1
+
+
+def test_a_callback_can_stop_a_run(X):
+    pytest.importorskip(
+        "sklearn.callback", reason="scikit-learn >= 1.9 has the callback API"
+    )
+    model = GaussianMixture(3, random_state=0, tol=0.0).set_callbacks(
+        _Recorder(stop_after=2)
+    )
+    with pytest.warns(Warning, match="did not converge"):
+        model.fit(X)
+    assert model.n_iter_ == 2 and not model.converged_
