@@ -513,9 +513,9 @@ def plot_clusters(
 
     _set_labels(ax, plane)
     ax.set_aspect("equal", adjustable="datalim")
-    shown = f"{len(drawn)} of {len(means)}" if hidden else f"{len(means)}"
+    shown = f"{len(drawn)} of {len(means)} components" if hidden else None
     ax.set_title(
-        f"{shown} clusters, {mixture.covariance_type} covariances: "
+        f"{shown or f'{len(means)} clusters'}, {mixture.covariance_type} covariances: "
         f"{mixture.n_iter_} EM steps {_count_note(len(X), len(rows), n_missing)}"
     )
     ax.legend(loc="best", fontsize="small", framealpha=0.9)
@@ -744,7 +744,8 @@ def plot_criteria(
     ax.grid(True, alpha=0.3)
     ax.legend(title="covariance type", fontsize="small", title_fontsize="small")
     n_failed = int(np.isnan(values).sum())
-    failed = f"; {n_failed} cells not fitted (gaps)" if n_failed else ""
+    cells = "1 cell" if n_failed == 1 else f"{n_failed} cells"
+    failed = f"; {cells} not fitted (gaps)" if n_failed else ""
     ax.set_title(f"{name} over {len(values)} models{failed}")
     return ax
 
@@ -893,7 +894,12 @@ def plot_density(
         levels = np.linspace(floor, peak, int(levels) + 1)[:-1]
     if X is not None:
         ax.scatter(
-            points[:, 0], points[:, 1], s=4, color="0.45", alpha=0.35, linewidths=0
+            points[:, 0],
+            points[:, 1],
+            s=0.6 * _point_style(len(points))[0],
+            color="0.35",
+            alpha=0.4,
+            linewidths=0,
         )
     contours = ax.contour(
         grid_x, grid_y, log_density, levels=levels, cmap="viridis", linewidths=1.2
