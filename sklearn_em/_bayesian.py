@@ -133,7 +133,7 @@ degrees_of_freedom_prior_, covariance_prior_
         Most probable component of each training row.
     n_features_in_ : int
         Number of features seen during :term:`fit`.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during :term:`fit`, when ``X`` has string names.
 
     See Also

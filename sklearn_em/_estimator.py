@@ -708,7 +708,7 @@ class GaussianMixture(_BaseMixture):
         Most probable component of each training row under the fitted model.
     n_features_in_ : int
         Number of features seen during :term:`fit`.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during :term:`fit`. Defined only when ``X``
         has feature names that are all strings.
 

@@ -79,13 +79,16 @@ class GaussianMixtureIC(ClusterMixin, BaseEstimator):
     best_estimator_ : GaussianMixture
         The fitted model of the chosen cell.
     n_components_ : int
+        Number of components of the chosen model.
     covariance_type_ : str
+        Covariance type of the chosen model.
     n_iter_ : int
         EM iterations of the chosen model.
     labels_ : ndarray of shape (n_samples,)
         The chosen model's labels of the training rows.
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Number of features seen during :term:`fit`.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during :term:`fit`, when ``X`` has string names.
 
     Examples
@@ -422,31 +425,107 @@ class GaussianMixtureIC(ClusterMixin, BaseEstimator):
         return self.best_estimator_
 
     def predict(self, X):
-        """Most probable component of each row, under the chosen model."""
+        """Most probable component of each row, under the chosen model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to label.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
         return self._best().predict(X)
 
     def predict_proba(self, X):
-        """Posterior probability of each component, under the chosen model."""
+        """Posterior probability of each component, under the chosen model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to evaluate.
+
+        Returns
+        -------
+        resp : ndarray of shape (n_samples, `n_components_`)
+        """
         return self._best().predict_proba(X)
 
     def score_samples(self, X):
-        """Log-likelihood of each row under the chosen model."""
+        """Log-likelihood of each row under the chosen model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to evaluate.
+
+        Returns
+        -------
+        log_prob : ndarray of shape (n_samples,)
+        """
         return self._best().score_samples(X)
 
     def score(self, X, y=None, sample_weight=None):
-        """Mean log-likelihood of ``X`` under the chosen model."""
+        """Mean log-likelihood of ``X`` under the chosen model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to evaluate.
+        y : Ignored
+            Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows in the mean.
+
+        Returns
+        -------
+        log_likelihood : float
+        """
         return self._best().score(X, sample_weight=sample_weight)
 
     def sample(self, n_samples=1):
-        """Draw samples from the chosen model."""
+        """Draw samples from the chosen model.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples to draw.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+            Component of each sample.
+        """
         return self._best().sample(n_samples)
 
     def bic(self, X):
-        """BIC of the chosen model on ``X``."""
+        """Bayesian information criterion of the chosen model on ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        bic : float
+            Lower is better.
+        """
         return self._best().bic(X)
 
     def aic(self, X):
-        """AIC of the chosen model on ``X``."""
+        """Akaike information criterion of the chosen model on ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        aic : float
+            Lower is better.
+        """
         return self._best().aic(X)
 
     def __sklearn_tags__(self):
