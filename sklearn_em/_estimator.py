@@ -470,7 +470,9 @@ class _BaseMixture(_CallbackSupport, ClusterMixin, BaseEstimator):
             )
         ours = _with_params(cls, model)
         _copy_fitted(model, ours, cls._SHARED_FITTED)
-        ours.lower_bounds_ = [float(np.ravel(v)[0]) for v in model.lower_bounds_]
+        # scikit-learn < 1.7 keeps only the last lower bound.
+        bounds = getattr(model, "lower_bounds_", [model.lower_bound_])
+        ours.lower_bounds_ = [float(np.ravel(v)[0]) for v in bounds]
         ours._fitted_covariance_type = model.covariance_type
         return ours
 

@@ -72,8 +72,10 @@ def test_same_answer_as_sklearn(X, covariance_type, prior_type, init_params):
     assert ours.n_iter_ == theirs.n_iter_
     assert ours.converged_ == theirs.converged_
     # scikit-learn's bounds for this model are 1-element arrays; ours floats.
-    theirs_bounds = np.ravel(theirs.lower_bounds_)
-    assert_allclose(ours.lower_bounds_, theirs_bounds, rtol=TOLERANCE)
+    # (scikit-learn < 1.7 keeps only the last: lower_bound_, compared below.)
+    if hasattr(theirs, "lower_bounds_"):
+        theirs_bounds = np.ravel(theirs.lower_bounds_)
+        assert_allclose(ours.lower_bounds_, theirs_bounds, rtol=TOLERANCE)
     assert _largest_difference(ours, theirs) < MEASURED
     np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
     assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-10)
