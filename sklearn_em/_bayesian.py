@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import math
 import warnings
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._covariance import COVARIANCE_TYPES, Covariance, get_covariance
-from ._estimator import _BaseMixture, _check_shape
+from ._covariance import Covariance, get_covariance
+from ._estimator import _SHARED_CONSTRAINTS, _BaseMixture, _check_shape
 from ._init import initial_assignment
 from ._model import Mixture
 from ._variational import (
@@ -167,15 +167,7 @@ degrees_of_freedom_prior_, covariance_prior_
     )
 
     _parameter_constraints: dict = {
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-        "covariance_type": [StrOptions(set(COVARIANCE_TYPES))],
-        "tol": [Interval(Real, 0.0, None, closed="left")],
-        "reg_covar": [Interval(Real, 0.0, None, closed="left")],
-        "max_iter": [Interval(Integral, 0, None, closed="left")],
-        "n_init": [Interval(Integral, 1, None, closed="left")],
-        "init_params": [
-            StrOptions({"kmeans", "random", "random_from_data", "k-means++"})
-        ],
+        **_SHARED_CONSTRAINTS,
         "weight_concentration_prior_type": [
             StrOptions({"dirichlet_process", "dirichlet_distribution"})
         ],
@@ -191,15 +183,6 @@ degrees_of_freedom_prior_, covariance_prior_
             "array-like",
             Interval(Real, 0.0, None, closed="neither"),
         ],
-        "random_state": ["random_state"],
-        "warm_start": ["boolean"],
-        "verbose": ["verbose"],
-        "verbose_interval": [Interval(Integral, 1, None, closed="left")],
-        "progress": ["boolean"],
-        "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
-        "n_jobs": [Integral, None],
-        "learning_decay": [Interval(Real, 0, 1, closed="both")],
-        "learning_offset": [Interval(Real, 0, None, closed="left")],
     }
 
     def __init__(

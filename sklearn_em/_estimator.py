@@ -43,6 +43,27 @@ class DegenerateComponentWarning(UserWarning):
     """A component collapsed during EM and was re-seeded."""
 
 
+# The parameters both estimators have, validated as scikit-learn does.
+_SHARED_CONSTRAINTS: dict = {
+    "n_components": [Interval(Integral, 1, None, closed="left")],
+    "covariance_type": [StrOptions(set(COVARIANCE_TYPES))],
+    "tol": [Interval(Real, 0.0, None, closed="left")],
+    "reg_covar": [Interval(Real, 0.0, None, closed="left")],
+    "max_iter": [Interval(Integral, 0, None, closed="left")],
+    "n_init": [Interval(Integral, 1, None, closed="left")],
+    "init_params": [StrOptions({"kmeans", "random", "random_from_data", "k-means++"})],
+    "random_state": ["random_state"],
+    "warm_start": ["boolean"],
+    "verbose": ["verbose"],
+    "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+    "progress": ["boolean"],
+    "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
+    "n_jobs": [Integral, None],
+    "learning_decay": [Interval(Real, 0, 1, closed="both")],
+    "learning_offset": [Interval(Real, 0, None, closed="left")],
+}
+
+
 try:
     from sklearn.callback import CallbackSupportMixin as _CallbackSupport
 except ImportError:  # scikit-learn < 1.9 has no callback API
@@ -732,27 +753,10 @@ class GaussianMixture(_BaseMixture):
     """
 
     _parameter_constraints: dict = {
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-        "covariance_type": [StrOptions(set(COVARIANCE_TYPES))],
-        "tol": [Interval(Real, 0.0, None, closed="left")],
-        "reg_covar": [Interval(Real, 0.0, None, closed="left")],
-        "max_iter": [Interval(Integral, 0, None, closed="left")],
-        "n_init": [Interval(Integral, 1, None, closed="left")],
-        "init_params": [
-            StrOptions({"kmeans", "random", "random_from_data", "k-means++"})
-        ],
+        **_SHARED_CONSTRAINTS,
         "weights_init": ["array-like", None],
         "means_init": ["array-like", None],
         "precisions_init": ["array-like", None],
-        "random_state": ["random_state"],
-        "warm_start": ["boolean"],
-        "verbose": ["verbose"],
-        "verbose_interval": [Interval(Integral, 1, None, closed="left")],
-        "progress": ["boolean"],
-        "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
-        "n_jobs": [Integral, None],
-        "learning_decay": [Interval(Real, 0, 1, closed="both")],
-        "learning_offset": [Interval(Real, 0, None, closed="left")],
     }
 
     def __init__(
