@@ -555,6 +555,8 @@ def plot_lower_bounds(gmm: Any, ax: Axes | None = None) -> Axes:
         If matplotlib is not installed.
     sklearn.exceptions.NotFittedError
         If ``gmm`` is not fitted.
+    ValueError
+        If ``gmm`` records no lower bounds per iteration.
     """
     _check_matplotlib()
     from matplotlib.ticker import MaxNLocator
@@ -562,6 +564,11 @@ def plot_lower_bounds(gmm: Any, ax: Axes | None = None) -> Axes:
     mixture = _mixture(gmm)
     if ax is None:
         ax = _new_axes()
+    if not hasattr(mixture, "lower_bounds_"):
+        raise ValueError(
+            f"{type(mixture).__name__} records no lower bound per iteration "
+            "(scikit-learn < 1.7 keeps only lower_bound_); nothing to plot."
+        )
     kept = [float(v) for v in mixture.lower_bounds_]
     runs = [list(run) for run in getattr(mixture, "lower_bounds_per_init_", [])]
     if kept not in runs:  # scikit-learn's estimator, or after partial_fit
