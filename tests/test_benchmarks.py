@@ -132,3 +132,38 @@ def test_other_benchmarks_pass_at_tiny_sizes(script, argv, tmp_path):
     result = json.loads(out.read_text(encoding="utf-8"))
     assert status == 0, result["failures"]
     assert result["ok"] is True and result["settings"]["quick"] is True
+
+
+BAYESIAN = [
+    "--sizes", "400", "--covariance-types", "full", "tied", "--wide-size", "300",
+    "--memory-sizes", "2000", "--n-iter", "3", "--blas", "default", "1",
+]  # fmt: skip
+
+
+def test_bench_bayesian_quick_gate(tmp_path):
+    bench = _load("bench_bayesian")
+    out = tmp_path / "bayesian.json"
+    status = bench.main(["--quick", *BAYESIAN, "--output", str(out)])
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert status == 0, result["failures"]
+    assert result["ok"] is True and result["settings"]["quick"] is True
+    cases, memory = result["cases"], result["memory"]
+    assert {(c["suite"], c["covariance_type"], c["prior"]) for c in cases} >= {
+        ("sizes", "tied", "dirichlet_process"),
+        ("sizes", "full", "dirichlet_distribution"),
+        ("wide", "diag", "dirichlet_process"),
+    }
+    for c in cases:
+        assert c["variants"] == ["ours", "sklearn", "ours_blas1", "sklearn_blas1"]
+        assert all(c[k]["n_iter"] == 3 and c[k]["n_iter_1"] == 1 for k in c["variants"])
+        assert c["lower_bound_rel_diff"] <= 1e-8
+    (m,) = memory
+    assert m["ours"]["warm"]["tracemalloc_peak_mib"] > 0
+    # A perturbed lower bound or iteration count fails the recomputed gate.
+    assert bench.gate(cases, memory, 1e-8) == []
+    cases[0]["ours_blas1"]["lower_bound"] *= 1 + 1e-6
+    cases[1]["sklearn"]["n_iter"] = 2
+    failures = bench.gate(cases, memory, 1e-8)
+    assert len(failures) == 2
+    assert "BLAS 1: lower bounds differ" in failures[0]
+    assert "sklearn: n_iter_ = 2, expected 3" in failures[1]
