@@ -146,13 +146,15 @@ def perturbed_truth(seed):
 # -- clusters, what their scheduler and workers saw --
 class ComputeCounter(SchedulerPlugin):
     """Tasks run per graph: each ``update_graph`` (one ``compute``) opens a
-    count of the tasks that then finish."""
+    count of the tasks that then finish, and records when (``perf_counter``:
+    the LocalCluster's scheduler runs in this process)."""
 
     def __init__(self):
-        self.tasks = []
+        self.tasks, self.started = [], []
 
     def update_graph(self, scheduler, **kwargs):
         self.tasks.append(0)
+        self.started.append(time.perf_counter())
 
     def transition(self, key, start, finish, *args, **kwargs):
         if start == "processing" and finish == "memory" and self.tasks:
@@ -231,10 +233,23 @@ def persist(client, X):
 
 
 # -- fits --
+class _Stamped(io.StringIO):
+    """Captured ``verbose`` output; ``begin``: when "Initialization" was
+    written (the first pass over the data is done, the init starts)."""
+
+    begin = None
+
+    def write(self, text):
+        if self.begin is None and text.startswith("Initialization"):
+            self.begin = time.perf_counter()
+        return super().write(text)
+
+
 def em_fit(X, scheduler, n_iter=None, seed=0, init=None, **params):
     """Fit ours on ``X`` under ``scheduler`` (a Client, ``"threads"`` or None
     for NumPy input); with ``init``, exactly ``n_iter`` iterations from it.
-    Returns the estimator and its per-iteration seconds (``verbose=2``)."""
+    Returns the estimator, its per-iteration seconds (``verbose=2``) and the
+    ``perf_counter`` at which its initialisation began."""
     params = {"verbose": 2, "verbose_interval": 1, **params}
     if init is not None:
         est = h.fixed_iterations(
@@ -242,11 +257,11 @@ def em_fit(X, scheduler, n_iter=None, seed=0, init=None, **params):
         )
     else:
         est = OurGaussianMixture(3, random_state=seed, **params)
-    out, config = io.StringIO(), dask.config.set(scheduler=scheduler or "sync")
+    out, config = _Stamped(), dask.config.set(scheduler=scheduler or "sync")
     with config, contextlib.redirect_stdout(out), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # tol=0 never converges
         est.fit(X)
-    return est, [float(s) for s in LAPSE.findall(out.getvalue())]
+    return est, [float(s) for s in LAPSE.findall(out.getvalue())], out.begin
 
 
 def fixed_fits(variants, init, cfg, counters=None):
@@ -260,7 +275,7 @@ def fixed_fits(variants, init, cfg, counters=None):
     def call(name, X, scheduler):
         counter = (counters or {}).get(name)
         before = len(counter.tasks) if counter else 0
-        est, it = em_fit(X, scheduler, cfg["n_iter"], cfg["seed"], init)
+        est, it, _ = em_fit(X, scheduler, cfg["n_iter"], cfg["seed"], init)
         lapses[name].append(it)
         if counter:
             computes[name] = counter.tasks[before:]
@@ -491,18 +506,21 @@ def spilled_mib(client):
     return sum(w["spilled_mib"] for w in client.run(_worker_memory).values())
 
 
-def init_run(X, client, seed):
-    """Ours and dask-ml's init, each followed by EM to convergence."""
+def init_run(X, client, counter, seed):
+    """Ours and dask-ml's init, each followed by EM to convergence. Ours'
+    init runs from "Initialization" to the compute of iteration 1 (after
+    the one of the sample)."""
     spilled = spilled_mib(client)
-    fit_s, (est, lapses) = h.timed(lambda: em_fit(X, client, seed=seed))
-    # Iteration 1's lapse also holds ours' init: the sample pass and k-means.
-    it = h.median(lapses[1:])
-    run = {"seed": seed, "ours": fit_record(est, fit_s, lapses[0] - it,
-                                            sum(lapses[1:]) + it, fit_s)}  # fmt: skip
+    fit_s, (est, lapses, begin) = h.timed(lambda: em_fit(X, client, seed=seed))
+    computes = [t for t in counter.started if t > begin]
+    init_s = computes[1] - begin if len(computes) > 1 else None
+    em_s = None if init_s is None else sum(lapses) - init_s
+    run = {"seed": seed, "ours": fit_record(est, fit_s, init_s, em_s, fit_s)}
+    run["ours"]["computes_after_begin"] = len(computes)
     after = spilled_mib(client)
     run["ours"]["spilled_mib"], spilled = after - spilled, after
     init_s, (start, km) = h.timed(lambda: dask_ml_start(X, client, seed))
-    fit_s, (est, lapses) = h.timed(lambda: em_fit(X, client, seed=seed, **start))
+    fit_s, (est, lapses, _) = h.timed(lambda: em_fit(X, client, seed=seed, **start))
     run["dask_ml"] = fit_record(est, fit_s, init_s, sum(lapses), init_s + fit_s)
     run["dask_ml"]["kmeans_n_iter"] = int(km.n_iter_)
     run["dask_ml"]["spilled_mib"] = spilled_mib(client) - spilled
@@ -515,10 +533,10 @@ def suite_init(cfg, clusters, failures):
     ours (k-means on the INIT_SAMPLE_ROWS-row sample, one pass to gather it)
     against dask-ml's KMeans (k-means||) on all rows plus one pass for the
     moments of its partition, given as weights/means/precisions_init; then
-    EM to convergence (default tol), per seed. Ours' init s = iteration 1's
-    lapse minus the median later one."""
+    EM to convergence (default tol), per seed. Ours' init s: from the start
+    of its init to the compute of iteration 1 (scheduler plugin)."""
     n, b = cfg["init_rows"], cfg["block_rows"]
-    client, _ = clusters(2, cfg["init_memory_limit"])
+    client, counter = clusters(2, cfg["init_memory_limit"])
     X = persist(client, lazy_data(n, b, cfg["seed"], "persisted"))
     em_fit(X[: 2 * b], client, seed=0, max_iter=2)  # warm-up
     dask_ml_start(X[: 2 * b], client, 0)
@@ -526,10 +544,12 @@ def suite_init(cfg, clusters, failures):
     for seed in range(cfg["seed"], cfg["seed"] + cfg["init_seeds"]):
         h.progress(f"init: seed {seed}")
         try:
-            runs.append(init_run(X, client, seed))
+            runs.append(init_run(X, client, counter, seed))
         except Exception as exc:
             failures.append(f"init seed {seed}: {type(exc).__name__}: {exc}")
             continue
+        if runs[-1]["ours"]["init_s"] is None:
+            failures.append(f"init seed {seed}: ours: no sample pass before EM")
         for lib in ("ours", "dask_ml"):
             if not np.isfinite(runs[-1][lib]["lower_bound"]):
                 failures.append(f"init seed {seed}: {lib}: lower bound not finite")
