@@ -199,7 +199,9 @@ def _tree(parts: list, combine, *args):
 
 @dataclass
 class _Summary:
-    """One pass of checks and sums over a block, added up over blocks."""
+    """One pass of checks and sums over a block, added up over blocks; with
+    the block's rows (and raw weights) of the strided subsample that the
+    feature variances come from, concatenated in row order."""
 
     n_rows: int
     n_infinite: int
@@ -215,6 +217,8 @@ class _Summary:
     weight_max: float
     n_positive: int
     total_weight: float
+    sample_rows: np.ndarray
+    sample_weights: np.ndarray | None
 
     def __add__(self, other: _Summary) -> _Summary:
         return _Summary(
@@ -232,13 +236,21 @@ class _Summary:
             max(self.weight_max, other.weight_max),
             self.n_positive + other.n_positive,
             self.total_weight + other.total_weight,
+            np.concatenate([self.sample_rows, other.sample_rows]),
+            None
+            if self.sample_weights is None
+            else np.concatenate([self.sample_weights, other.sample_weights]),
         )
 
 
-def _block_summary(x, w) -> _Summary:
+def _block_summary(x, w, offset: int, step: int) -> _Summary:
     """The checks and sums of :class:`._data.TrainingData`'s summaries, for
-    one block of rows and (raw) weights."""
+    one block of rows (the first at row ``offset`` of X) and (raw) weights,
+    and its rows of X's every ``step``-th row."""
     d = x.shape[1]
+    first = -offset % step
+    sample_rows = x[first::step]
+    sample_weights = None if w is None else w[first::step]
     missing = np.isnan(x)
     empty = missing.all(axis=1)
     finite, low, high = True, np.inf, -np.inf
@@ -274,6 +286,8 @@ def _block_summary(x, w) -> _Summary:
         high,
         int(np.count_nonzero(w > 0)),
         float(w.sum()),
+        sample_rows,
+        sample_weights,
     )
 
 
@@ -368,11 +382,16 @@ class DaskData:
         feature variances (from the same strided subsample as in memory)."""
         X, w = self.X, self.sample_weight
         weighted = w is not None
-        parts = [dask.delayed(_block_summary)(x, b) for x, b in _blocks(X, w)]
+        # The subsample comes with the sums, from the same blocks: a
+        # separate X[::step] would be a second read of every block.
         step = max(1, self.n_samples // 10_000)
-        summary, sub_x, sub_w = dask.compute(
-            _tree(parts, _add), X[::step], None if w is None else w[::step]
-        )
+        offsets = np.cumsum((0, *X.chunks[0][:-1]))
+        parts = [
+            dask.delayed(_block_summary)(x, b, int(offset), step)
+            for (x, b), offset in zip(_blocks(X, w), offsets, strict=True)
+        ]
+        (summary,) = dask.compute(_tree(parts, _add))
+        sub_x, sub_w = summary.sample_rows, summary.sample_weights
         if summary.n_infinite:
             raise ValueError(
                 f"Input X contains infinity or a value too large for {X.dtype} "

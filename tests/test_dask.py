@@ -191,6 +191,30 @@ def test_one_compute_per_em_iteration(max_iter):
     assert counter.calls == 1 + max_iter
 
 
+def test_each_pass_reads_each_block_once():
+    """X is streamed: a block is made once for the first pass (checks, centre,
+    the variance subsample) and once per iteration, never more (counted here
+    on the threaded scheduler; on a distributed cluster a separate X[::step]
+    for the subsample was seen to make every block twice in the first pass,
+    so the subsample now comes from the summary tasks themselves)."""
+    X, _ = _data("plain")
+    made = []
+
+    def source(block_info=None):
+        # Rows made from nothing, as a reader or a generator makes them.
+        (start, stop), _ = block_info[None]["array-location"]
+        made.append(stop - start)
+        return X[start:stop]
+
+    Xd = da.map_blocks(
+        source, chunks=((500,) * 6, (2,)), dtype=X.dtype, meta=np.empty((0, 2))
+    )
+    gm = GaussianMixture(3, tol=0, max_iter=3, **_start(X, "full"))
+    with dask.config.set(scheduler="threads"), pytest.warns(Warning, match="not"):
+        gm.fit(Xd)
+    assert len(made) == Xd.numblocks[0] * (1 + 3)
+
+
 def test_a_data_drawn_start_costs_one_more_pass():
     X, _ = _data("plain")
     counter = _CountingScheduler()
