@@ -235,12 +235,6 @@ degrees_of_freedom_prior_, covariance_prior_
         self.learning_offset = learning_offset
 
     def _fit(self, X, sample_weight, log_scale=0.0):
-        n_samples = X.shape[0]
-        if n_samples < self.n_components:
-            raise ValueError(
-                "Expected n_samples >= n_components but got "
-                f"n_components = {self.n_components}, n_samples = {n_samples}"
-            )
         covariance = get_covariance(self.covariance_type)
         data = self._source(X, sample_weight, covariance)
         # Statistics in the user's units of weight: a posterior, unlike a

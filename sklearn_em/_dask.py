@@ -35,6 +35,7 @@ from sklearn.utils.validation import _check_feature_names, _check_n_features
 from ._covariance import Covariance
 from ._data import (
     TrainingData,
+    check_extent,
     check_features,
     check_positive_count,
     subsample_variances,
@@ -437,7 +438,7 @@ class DaskData:
         with np.errstate(invalid="ignore", divide="ignore"):
             center = summary.weighted_sums / summary.observed_weights
         check_features(summary.seen, center)
-        _check_extent(summary, center, X.size)
+        check_extent(summary.top, summary.bottom, center, X.size)
         self.feature_variances = subsample_variances(sub_x, sub_w, self.has_missing)
         return center
 
@@ -505,18 +506,8 @@ class DaskData:
             _take(self.X, picks),
             None if self.sample_weight is None else _take(self.sample_weight, picks),
         )
-        self._init_source = TrainingData(
-            rows,
-            weights,
-            self.covariance,
-            self.n_components,
-            chunk_size=self.chunk_size,
-            n_jobs=1,
-            center=self.center,
-            training=False,
-            feature_variances=self.feature_variances,
-            guarded=False,
-        )
+        # Like a block of the training data: the whole set's centre and scale.
+        self._init_source = _block_source(rows, weights, self.spec)
         if weights is not None:
             check_positive_count(np.count_nonzero(weights), self.n_components)
         return self._init_source
@@ -555,22 +546,6 @@ def _take(array, picks):
     if picks is None:
         return array
     return array[picks]
-
-
-def _check_extent(summary: _Summary, center: np.ndarray, size: int) -> None:
-    """As :func:`._data.check_magnitude`, from the summary's extremes."""
-    limit = np.sqrt(np.finfo(np.float64).max / (16.0 * size))
-    with np.errstate(invalid="ignore"):
-        extent = np.nanmax(
-            np.maximum(np.abs(summary.top - center), np.abs(summary.bottom - center))
-        )
-    if extent > limit:
-        raise ValueError(
-            f"X has values {extent:.3g} away from their feature's mean; the "
-            "squares that covariances are made of overflow float64 at this "
-            f"size (limit {limit:.3g}). Scale X, e.g. with "
-            "sklearn.preprocessing.StandardScaler."
-        )
 
 
 def weighted_mean(values, sample_weight=None) -> float:

@@ -191,10 +191,19 @@ def check_magnitude(X, center) -> None:
     )
     if largest + float(np.nanmax(np.abs(center))) <= limit:
         return
+    top = np.fmax.reduce(X, axis=0).astype(np.float64)
+    bottom = np.fmin.reduce(X, axis=0).astype(np.float64)
+    check_extent(top, bottom, center, X.size)
+
+
+def check_extent(top, bottom, center, size: int) -> None:
+    """Raise if the per-feature extremes ``top``/``bottom`` lie so far from
+    ``center`` that sums of ``size`` squares would overflow float64."""
+    limit = np.sqrt(np.finfo(np.float64).max / (16.0 * size))
     with np.errstate(invalid="ignore"):
-        top = np.fmax.reduce(X, axis=0).astype(np.float64) - center
-        bottom = np.fmin.reduce(X, axis=0).astype(np.float64) - center
-    extent = float(np.nanmax(np.maximum(np.abs(top), np.abs(bottom))))
+        extent = float(
+            np.nanmax(np.maximum(np.abs(top - center), np.abs(bottom - center)))
+        )
     if extent > limit:
         raise ValueError(
             f"X has values {extent:.3g} away from their feature's mean; the "

@@ -145,6 +145,11 @@ class _BaseMixture(_CallbackSupport, ClusterMixin, BaseEstimator):
                 ensure_all_finite="allow-nan",
             )
             sample_weight, log_scale = _validate_sample_weight(sample_weight, X)
+        if X.shape[0] < self.n_components:
+            raise ValueError(
+                "Expected n_samples >= n_components but got "
+                f"n_components = {self.n_components}, n_samples = {X.shape[0]}"
+            )
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         self._callbacks_begin(X, self.n_init if do_init else 1)
         try:
@@ -804,12 +809,7 @@ class GaussianMixture(_BaseMixture):
 
     # -- fitting --
     def _fit(self, X, sample_weight, log_scale=0.0):
-        n_samples, n_features = X.shape
-        if n_samples < self.n_components:
-            raise ValueError(
-                "Expected n_samples >= n_components but got "
-                f"n_components = {self.n_components}, n_samples = {n_samples}"
-            )
+        n_features = X.shape[1]
         covariance = get_covariance(self.covariance_type)
         user_init = self._check_initial_parameters(covariance, n_features)
         data = self._source(X, sample_weight, covariance)

@@ -29,3 +29,21 @@ def as_full_stack(values, covariance_type, n_components, n_features):
     if covariance_type == "diag":
         return np.stack([np.diag(v) for v in values])
     return values[:, None, None] * np.eye(n_features)
+
+
+def collapsing_spike():
+    """Three clusters and a start whose third component is a spike on one row
+    (precision 1e12, reg_covar=0): it collapses onto that row and must be
+    re-seeded. Returns ``X`` and the estimator parameters."""
+    rng = np.random.RandomState(0)
+    X = np.vstack(
+        [rng.randn(200, 2), rng.randn(200, 2) + [0, 8], rng.randn(200, 2) + [8, 0]]
+    )
+    params = dict(
+        reg_covar=0.0,
+        means_init=[[0.0, 0.0], [0.0, 8.0], X[450]],
+        precisions_init=np.stack([np.eye(2), np.eye(2), 1e12 * np.eye(2)]),
+        weights_init=[0.4, 0.4, 0.2],
+        tol=1e-6,
+    )
+    return X, params

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from _helpers import COVARIANCE_TYPES
+from _helpers import COVARIANCE_TYPES, collapsing_spike
 
 da = pytest.importorskip(
     "dask.array", reason="Dask tests need the 'dask' extra: pip install .[dask]"
@@ -281,17 +281,7 @@ def test_dataframe_input_records_feature_names():
 def test_warm_start_verbose_and_collapse_repair_work_on_dask(capsys):
     # A component started as a spike on one row collapses onto it (reg_covar
     # = 0) and is re-seeded at the worst-explained row, on Dask as in memory.
-    rng = np.random.RandomState(0)
-    X = np.vstack(
-        [rng.randn(200, 2), rng.randn(200, 2) + [0, 8], rng.randn(200, 2) + [8, 0]]
-    )
-    params = dict(
-        reg_covar=0.0,
-        means_init=[[0.0, 0.0], [0.0, 8.0], X[450]],
-        precisions_init=np.stack([np.eye(2), np.eye(2), 1e12 * np.eye(2)]),
-        weights_init=[0.4, 0.4, 0.2],
-        tol=1e-6,
-    )
+    X, params = collapsing_spike()
     with pytest.warns(Warning, match="re-seeded"):
         memory = GaussianMixture(3, **params).fit(X)
     with pytest.warns(Warning, match="re-seeded"):

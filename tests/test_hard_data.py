@@ -7,6 +7,7 @@ import warnings
 import joblib
 import numpy as np
 import pytest
+from _helpers import collapsing_spike
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
@@ -84,17 +85,7 @@ def test_far_from_origin_we_keep_more_digits_than_sklearn(Z):
 
 def test_collapsing_component_is_reseeded_where_sklearn_fails():
     """A component started as a spike on one row collapses onto it (reg_covar=0)."""
-    rng = np.random.RandomState(0)
-    X = np.vstack(
-        [rng.randn(200, 2), rng.randn(200, 2) + [0, 8], rng.randn(200, 2) + [8, 0]]
-    )
-    params = dict(
-        reg_covar=0.0,
-        means_init=[[0.0, 0.0], [0.0, 8.0], X[450]],
-        precisions_init=np.stack([np.eye(2), np.eye(2), 1e12 * np.eye(2)]),
-        weights_init=[0.4, 0.4, 0.2],
-        tol=1e-6,
-    )
+    X, params = collapsing_spike()
     with pytest.raises(ValueError, match="ill-defined empirical covariance"):
         SklearnGaussianMixture(3, **params).fit(X)
     with pytest.warns(DegenerateComponentWarning, match="re-seeded"):
