@@ -8,6 +8,13 @@ default ``fit()``), ``predict`` (inference on fresh rows) and ``threads``
 exactly ``--n-iter`` iterations; each library is timed ``--repeats`` times,
 interleaved, and medians are reported (see ``benchmarks/README.md``).
 
+Ours runs once per E-step engine (``--engine``; by default both when numba,
+the ``fast`` extra, is installed): ``ours`` is the numpy kernel and
+``ours_numba`` the compiled one, each pinned with ``config_context``, the
+compiled kernels loaded before any timing. The ``sizes`` suite also times the
+*floor* of an E-step in the same run: ``n*k`` ``exp`` and ``n`` ``log`` by
+numpy's SIMD loops plus one read of ``X``, on one core.
+
 This is the CI correctness gate: the exit status is 1 if a lower bound
 differs from scikit-learn's by more than ``--rtol`` (relative; 1e-8, 1e-4 for
 float32), if ``n_iter_`` is not as expected, if predictions differ, or if a
@@ -36,6 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as h
 
 from sklearn_em import GaussianMixture as OurGaussianMixture
+from sklearn_em import config_context
+from sklearn_em._engine import numba_installed
 from sklearn_em.datasets import make_three_gaussians
 
 SUITES = ("sizes", "wide", "default_fit", "predict", "threads")
@@ -50,6 +59,7 @@ DEFAULTS = {
     "wide_size": 100_000, "default_fit_size": 1_000_000, "predict_size": 1_000_000,
     "threads_sizes": [100_000, 1_000_000], "n_iter": 20, "repeats": 5,
     "n_jobs": None, "threads": None, "rtol": None,
+    "engine": ["numpy", "numba"] if numba_installed() else ["numpy"],
 }  # fmt: skip
 QUICK = {
     "suite": list(SUITES), "sizes": [1_000, 10_000], "wide_size": 2_000,
@@ -59,12 +69,65 @@ QUICK = {
 FULL = {"sizes": [*DEFAULTS["sizes"], 10_000_000]}
 
 
-def libraries(n_jobs):
-    """The two estimators compared: ``name -> (class, extra parameters)``."""
-    return {
-        "ours": (OurGaussianMixture, {"n_jobs": n_jobs}),
-        "sklearn": (SkGaussianMixture, {}),
-    }
+ENGINE_NAMES = {"numpy": "ours", "numba": "ours_numba"}
+
+
+def pinned(engine):
+    """Our estimator with every call under ``config_context(engine=...)``."""
+
+    class Pinned(OurGaussianMixture):
+        def _run(self, method, *args, **kwargs):
+            with config_context(engine=engine):
+                return getattr(super(), method)(*args, **kwargs)
+
+        def fit(self, *args, **kwargs):
+            return self._run("fit", *args, **kwargs)
+
+        def predict(self, X):
+            return self._run("predict", X)
+
+        def predict_proba(self, X):
+            return self._run("predict_proba", X)
+
+        def score_samples(self, X):
+            return self._run("score_samples", X)
+
+    Pinned.__name__ = f"GaussianMixture[{engine}]"
+    if engine == "numba":
+        with config_context(engine="numba"):  # load the kernels before timing
+            for dtype in DTYPES:
+                X = np.random.RandomState(0).randn(50, 2).astype(dtype)
+                OurGaussianMixture(2, random_state=0).fit(X).predict(X)
+    return Pinned
+
+
+def libraries(n_jobs, engines=("numpy",), jobs_in_name=False):
+    """The estimators compared: ``name -> (class, extra parameters)``."""
+    libs = {}
+    for engine in engines:
+        for j in n_jobs if jobs_in_name else [n_jobs]:
+            name = ENGINE_NAMES[engine] + (f"_n_jobs_{j}" if jobs_in_name else "")
+            libs[name] = (pinned(engine), {"n_jobs": j})
+    libs["sklearn"] = (SkGaussianMixture, {})
+    return libs
+
+
+def floor_seconds(X, n_components, repeats):
+    """Median time of an E-step's floor on one core: ``n * k`` exp and ``n``
+    log (numpy's SIMD loops) and one read of ``X``."""
+    n = len(X)
+    a, b = np.full((n_components, n), -1.0), np.full(n, 2.0)
+    out_a, out_b = np.empty_like(a), np.empty_like(b)
+    flat = X.reshape(-1)
+
+    def floor():
+        np.exp(a, out=out_a)
+        np.log(b, out=out_b)
+        flat.sum()
+
+    floor()
+    times, _, _ = h.interleaved({"floor": floor}, max(repeats, 5))
+    return h.median(times["floor"])
 
 
 def compare(X, makers, cfg, info, n_iter=None, reference=None):
@@ -162,8 +225,10 @@ def fixed_case(X, covariance_type, init, cfg, libs, reference=None):
 def suite_sizes(cfg):
     """Three-Gaussian data (2-D), every size, covariance type and dtype;
     same start, tol=0, fixed n_iter; s/iter = median fit time / n_iter_;
-    float32 cases also compared with our float64 fit of the same values."""
-    libs, seed, cases = libraries(cfg["n_jobs"]), cfg["seed"], []
+    float32 cases also compared with our float64 fit of the same values;
+    floor_s: n*k exp + n log + one read of X, one core, same run."""
+    libs = libraries(cfg["n_jobs"], cfg["engine"])
+    seed, cases = cfg["seed"], []
     for n in cfg["sizes"]:
         X64, _ = make_three_gaussians(n, random_state=seed)
         for dtype in [t for t in DTYPES if t in cfg["dtype"]]:
@@ -185,7 +250,9 @@ def suite_sizes(cfg):
                     _, reference = h.timed(
                         lambda est=est, X=X: est.fit(X.astype(np.float64))
                     )
-                cases.append(fixed_case(X, cov, init, cfg, libs, reference)[0])
+                case = fixed_case(X, cov, init, cfg, libs, reference)[0]
+                case["floor_s"] = floor_seconds(X, 3, cfg["repeats"])
+                cases.append(case)
                 h.progress(f"sizes n={n} {cov} {dtype}")
     return cases
 
@@ -197,16 +264,16 @@ def suite_wide(cfg):
     X, _ = make_blobs(cfg["wide_size"], n_features=32, centers=16, random_state=seed)
     for cov in ("full", "diag"):
         init = h.same_start(X, cov, 16, seed)
-        cases.append(fixed_case(X, cov, init, cfg, libraries(cfg["n_jobs"]))[0])
+        libs = libraries(cfg["n_jobs"], cfg["engine"])
+        cases.append(fixed_case(X, cov, init, cfg, libs)[0])
         h.progress(f"wide n={len(X)} {cov}")
     return cases
 
 
 def suite_threads(cfg):
-    """Three-Gaussian data, 'full'; ours with n_jobs=1 and n_jobs=2 against
-    sklearn; same start, tol=0, fixed n_iter."""
-    libs = {f"ours_n_jobs_{j}": (OurGaussianMixture, {"n_jobs": j}) for j in (1, 2)}
-    libs["sklearn"] = (SkGaussianMixture, {})
+    """Three-Gaussian data, 'full'; ours (each engine) with n_jobs=1 and
+    n_jobs=2 against sklearn; same start, tol=0, fixed n_iter."""
+    libs = libraries((1, 2), cfg["engine"], jobs_in_name=True)
     cases = []
     for n in cfg["threads_sizes"]:
         X, _ = make_three_gaussians(n, random_state=cfg["seed"])
@@ -222,8 +289,8 @@ def suite_default_fit(cfg):
     seed = cfg["seed"]
     X, _ = make_three_gaussians(cfg["default_fit_size"], random_state=seed)
     makers = {
-        "ours": lambda: OurGaussianMixture(3, random_state=seed, n_jobs=cfg["n_jobs"]),
-        "sklearn": lambda: SkGaussianMixture(3, random_state=seed),
+        name: functools.partial(cls, 3, random_state=seed, **extra)
+        for name, (cls, extra) in libraries(cfg["n_jobs"], cfg["engine"]).items()
     }
     info = {"covariance_type": "full", "n_components": 3, "random_state": seed}
     h.progress(f"default_fit n={len(X)}")
@@ -237,7 +304,7 @@ def suite_predict(cfg):
     X_train, _ = make_three_gaussians(n, random_state=seed)
     X_test, _ = make_three_gaussians(n, random_state=seed + 1)
     init = h.same_start(X_train, "full", 3, seed)
-    libs = libraries(cfg["n_jobs"])
+    libs = libraries(cfg["n_jobs"], cfg["engine"])
     case, fitted = fixed_case(X_train, "full", init, {**cfg, "repeats": 1}, libs)
     case["methods"] = {}
     if len(fitted) < len(libs):
@@ -255,15 +322,19 @@ def suite_predict(cfg):
     for method in METHODS:
         runs = {lib: times[method, lib] for lib in fitted}
         m = {lib: {"times_s": t, "median_s": h.median(t)} for lib, t in runs.items()}
-        m["speedup"] = h.ratio(m["sklearn"]["median_s"], m["ours"]["median_s"])
-        a, b = out.get((method, "ours")), out.get((method, "sklearn"))
-        if a is not None and b is not None:
+        b = out.get((method, "sklearn"))
+        for lib in [k for k in fitted if k != "sklearn"]:
+            entry, a = m[lib], out.get((method, lib))
+            entry["speedup"] = h.ratio(m["sklearn"]["median_s"], entry["median_s"])
+            if a is None or b is None:
+                continue
             if method == "predict":
-                m["n_mismatch"] = (
+                entry["n_mismatch"] = (
                     int(np.count_nonzero(a != b)) if a.shape == b.shape else n
                 )
             else:
-                m["max_rel_diff"] = h.relative_difference(a, b)
+                entry["max_rel_diff"] = h.relative_difference(a, b)
+        m["speedup"] = m["ours"]["speedup"]
         case["methods"][method] = m
     h.progress(f"predict n={n}")
     return [case]
@@ -309,12 +380,17 @@ def gate(suites, rtol):
                         f"{sk['lower_bound']!r}"
                     )
             for method, m in c.get("methods", {}).items():
-                if m.get("n_mismatch"):
-                    out.append(f"{tag}: {method}: {m['n_mismatch']} labels differ")
-                if not m.get("max_rel_diff", 0.0) <= rtol["float64"]:
-                    out.append(
-                        f"{tag}: {method}: outputs differ by {m['max_rel_diff']:.3e}"
-                    )
+                for lib in [k for k in c["libraries"] if k != "sklearn"]:
+                    got = m[lib]
+                    if got.get("n_mismatch"):
+                        out.append(
+                            f"{tag}: {method} {lib}: {got['n_mismatch']} labels differ"
+                        )
+                    if not got.get("max_rel_diff", 0.0) <= rtol["float64"]:
+                        out.append(
+                            f"{tag}: {method} {lib}: outputs differ by "
+                            f"{got['max_rel_diff']:.3e}"
+                        )
     return out
 
 
@@ -330,6 +406,9 @@ def fit_table(cases):
     header += [f"{k} {unit}" for k in libs] + [f"speed-up {k}" for k in others]
     if len(others) == 2:
         header.append(f"{others[0]} s / {others[1]} s")
+    floor = "floor_s" in cases[0]
+    if floor:
+        header += ["floor s/iter"] + [f"{k} / floor" for k in others]
     header += [f"n_iter {k}" for k in libs] + [f"lower bound {k}" for k in libs]
     header.append("rel diff")
     rows = []
@@ -340,6 +419,9 @@ def fit_table(cases):
         row += [h.fmt(c["speedups"][k], "x") for k in others]
         if len(others) == 2:
             row.append(h.fmt(h.ratio(c[others[0]][key], c[others[1]][key]), "x"))
+        if floor:
+            row.append(h.fmt(c["floor_s"]))
+            row += [h.fmt(h.ratio(c[k][key], c["floor_s"]), "x") for k in others]
         row += [h.fmt(c[k]["n_iter"], "d") for k in libs]
         row += [h.fmt(c[k]["lower_bound"], ".10f") for k in libs]
         rows.append([*row, h.fmt(c["lower_bound_rel_diff"], ".1e")])
@@ -365,20 +447,24 @@ def float32_table(cases):
 
 
 def predict_table(cases):
-    """Per method: median time of each library and how far outputs differ."""
+    """Per method and library: median time, speed-up, how far outputs differ."""
     rows = []
     for c in cases:
         for method, m in c["methods"].items():
-            diff = (
-                f"{m['n_mismatch']} label(s)"
-                if "n_mismatch" in m
-                else f"{h.fmt(m.get('max_rel_diff'), '.1e')} rel"
-            )
-            times = [h.fmt(m[k]["median_s"]) for k in ("ours", "sklearn")]
-            rows.append([c["n"], method, *times, h.fmt(m["speedup"], "x"), diff])
-    return h.table(
-        ["n", "<method", "ours s", "sklearn s", "speed-up", "<differ by"], rows
-    )
+            sk = h.fmt(m["sklearn"]["median_s"])
+            for lib in [k for k in c["libraries"] if k != "sklearn"]:
+                got = m[lib]
+                diff = (
+                    f"{got['n_mismatch']} label(s)"
+                    if "n_mismatch" in got
+                    else f"{h.fmt(got.get('max_rel_diff'), '.1e')} rel"
+                )
+                speedup = h.fmt(got["speedup"], "x")
+                rows.append(
+                    [c["n"], method, lib, h.fmt(got["median_s"]), sk, speedup, diff]
+                )
+    header = ["n", "<method", "<ours", "ours s", "sklearn s", "speed-up"]
+    return h.table([*header, "<differ by"], rows)
 
 
 def report(results, cfg):
@@ -427,6 +513,7 @@ def main(argv=None):
     for suite in ("wide", "default_fit", "predict"):
         p.add_argument(f"--{suite.replace('_', '-')}-size", type=h.size)
     p.add_argument("--threads-sizes", type=h.size, nargs="+")
+    p.add_argument("--engine", nargs="+", choices=tuple(ENGINE_NAMES))
     cfg = h.settings(p.parse_args(argv), DEFAULTS, QUICK, FULL)
     cfg["suite"] = [s for s in SUITES if s in cfg["suite"] or "all" in cfg["suite"]]
     rtol = cfg["rtol"]

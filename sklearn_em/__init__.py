@@ -7,6 +7,7 @@ sufficient statistics.
 
 from . import datasets, mixture
 from ._bayesian import BayesianGaussianMixture
+from ._engine import config_context, get_config, set_config
 from ._estimator import DegenerateComponentWarning, GaussianMixture
 from ._selection import GaussianMixtureIC
 
@@ -18,6 +19,9 @@ __all__ = [
     "GaussianMixture",
     "GaussianMixtureIC",
     "__version__",
+    "config_context",
     "datasets",
+    "get_config",
     "mixture",
+    "set_config",
 ]

@@ -48,6 +48,12 @@ class IllDefinedCovariance(ValueError):
         self.components = components
 
 
+# Layouts of the second-order feature rows, for compiled kernels that form
+# them (see ``second_order_features``): the products y_a y_b with a <= b,
+# the squares y_a^2, or their sum.
+PAIRS, SQUARES, SUM_OF_SQUARES = 0, 1, 2
+
+
 class Covariance:
     """Operations that depend on the covariance type.
 
@@ -55,6 +61,7 @@ class Covariance:
     """
 
     name: str = ""
+    feature_layout: int = -1
 
     # -- features --
     def n_second_order(self, n_features: int) -> int:
@@ -323,6 +330,8 @@ def _chol_upper_of_precision(precision: np.ndarray) -> np.ndarray:
 class _MatrixCovariance(Covariance):
     """Shared maths of 'full' and 'tied': second-order features ``y_a y_b``, a <= b."""
 
+    feature_layout = PAIRS
+
     def prior_shape(self, n_features):
         return (n_features, n_features)
 
@@ -554,6 +563,7 @@ class DiagCovariance(_VectorCovariance):
     """Each component has its own diagonal covariance matrix."""
 
     name = "diag"
+    feature_layout = SQUARES
 
     def prior_shape(self, n_features):
         return (n_features,)
@@ -619,6 +629,7 @@ class SphericalCovariance(_VectorCovariance):
     """Each component has its own single variance."""
 
     name = "spherical"
+    feature_layout = SUM_OF_SQUARES
 
     def prior_shape(self, n_features):
         return ()

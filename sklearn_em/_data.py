@@ -56,6 +56,7 @@ from functools import reduce
 
 import numpy as np
 
+from . import _engine
 from ._covariance import Covariance
 from ._dense import DenseKernel, default_chunk_size, uses_direct
 from ._missing import MissingKernel
@@ -328,12 +329,14 @@ class TrainingData:
         spread = self.n_features * self.variance_scale
         # Training rows are checked once for overflowing squares (above);
         # new rows for inference are guarded chunk by chunk.
+        direct = uses_direct(covariance, self.n_features)
         self.dense = DenseKernel(
             *shape,
             self.center,
             spread,
             self.chunk_size,
             guarded=not training if guarded is None else guarded,
+            compiled=_engine.select(X.dtype, self.n_samples, n_components * q, direct),
         )
         self.missing = MissingKernel(self.dense) if self.has_missing else None
         self._workspaces: list = []
@@ -566,13 +569,13 @@ class TrainingData:
         def work(ws, first, last):
             for start, stop, x, split in self._chunks(first, last):
                 if split is None:
-                    emit(start, stop, None, self.dense.log_prob(ws, x, prep)[1])
+                    emit(start, stop, None, self.dense.inference_log_prob(ws, x, prep))
                     continue
                 complete, incomplete, mask = split
                 if len(complete):
-                    log_prob = self.dense.log_prob(
+                    log_prob = self.dense.inference_log_prob(
                         ws, np.take(x, complete, axis=0), prep
-                    )[1]
+                    )
                     emit(start, stop, complete, log_prob)
                 log_prob = self.missing.log_prob(
                     ws, np.take(x, incomplete, axis=0), mask, missing

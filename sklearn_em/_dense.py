@@ -42,6 +42,8 @@ _MAX_EXPANSION = 1e6
 # d=96 k=4 0.32 / 0.17.
 DIRECT_SECOND_ORDER = 1540
 
+_NO_WEIGHTS = np.empty(0)
+
 
 def uses_direct(covariance: Covariance, n_features: int) -> bool:
     """Whether the kernel works without feature rows (see DIRECT_SECOND_ORDER)."""
@@ -110,6 +112,10 @@ class DenseKernel:
     guarded : bool
         Whether rows may lie far enough out for their squares to overflow;
         then overflow is caught and such rows take the direct form.
+    compiled : module or None
+        The compiled kernels (see :mod:`._engine`) to run the feature-row
+        form with, or ``None`` for numpy. Components handled about their own
+        means and guarded statistics stay on numpy.
     """
 
     def __init__(
@@ -121,6 +127,7 @@ class DenseKernel:
         spread: float,
         chunk_size: int,
         guarded: bool = True,
+        compiled=None,
     ):
         self.covariance = covariance
         self.n_features = n_features
@@ -131,6 +138,7 @@ class DenseKernel:
         self.chunk_size = chunk_size
         self.direct = uses_direct(covariance, n_features)
         self.guarded = guarded
+        self.compiled = None if self.direct else compiled
 
     def workspace(self) -> Workspace:
         return Workspace()
@@ -212,6 +220,11 @@ class DenseKernel:
             with np.errstate(over="ignore", invalid="ignore"):
                 f = self.features(ws, x)
                 log_prob = np.matmul(prep.w_matrix, f, out=out)
+        return f, self._mend(x, prep, log_prob)
+
+    def _mend(self, x, prep, log_prob):
+        """Log-densities of the components and rows the feature form cannot
+        give accurately, replaced by the direct form."""
         for j in prep.local:
             log_prob[j] = self._direct(x, prep, j)
         if self.guarded:
@@ -220,7 +233,28 @@ class DenseKernel:
             # (inf - inf); the direct form gives their true -inf.
             for j in range(self.n_components if len(bad) else 0):
                 log_prob[j, bad] = self._direct(x[bad], prep, j)
-        return f, log_prob
+        return log_prob
+
+    def inference_log_prob(
+        self, ws: Workspace, x: np.ndarray, prep: Prepared
+    ) -> np.ndarray:
+        """``log pi_k + log N_k(x)`` (k, m) of a chunk, from the compiled
+        kernel where there is one."""
+        if self.compiled is None:
+            return self.log_prob(ws, x, prep)[1]
+        m = len(x)
+        out = ws.get("log_prob", self.n_components * m).reshape(self.n_components, m)
+        f = ws.get("f_block", self.q * self.compiled.BLOCK).reshape(self.q, -1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.compiled.log_prob_rows(
+                np.ascontiguousarray(x),
+                self.center,
+                prep.w_matrix,
+                self.covariance.feature_layout,
+                out,
+                f,
+            )
+        return self._mend(x, prep, out)
 
     def _direct(self, x, prep, j):
         """``log pi_j + log N_j(x)`` from ``|(x - mu_j) U_j|^2``."""
@@ -290,6 +324,19 @@ class DenseKernel:
     ) -> float:
         """Add a chunk's moments to ``out`` (k, q); return its summed weighted
         log-likelihood."""
+        if self.compiled is not None and not len(prep.local) and not self.guarded:
+            k, block = self.n_components, self.compiled.BLOCK
+            return self.compiled.stats_rows(
+                np.ascontiguousarray(x),
+                _NO_WEIGHTS if w is None else w,
+                self.center,
+                prep.w_matrix,
+                self.covariance.feature_layout,
+                out,
+                ws.get("f_block", self.q * block).reshape(self.q, block),
+                ws.get("lp_block", k * block).reshape(k, block),
+                ws.get("scratch_block", 3 * block).reshape(3, block),
+            )
         f, resp, log_norm = self.posterior(ws, x, prep)
         if w is not None:
             resp *= w

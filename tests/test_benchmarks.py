@@ -7,7 +7,6 @@ sizes with one repeat; the gate must pass, record what it measured, and fail
 when a result is perturbed.
 """
 
-import functools
 import importlib.util
 import json
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
+NUMBA = importlib.util.find_spec("numba") is not None
 TINY = [
     "--quick", "--sizes", "300", "--repeats", "1", "--n-iter", "3",
     "--wide-size", "600", "--default-fit-size", "2000", "--predict-size", "1000",
@@ -68,12 +68,18 @@ def test_quick_gate_passes_and_records_what_it_measured(quick):
             # Ours accumulates in float64: only the rounding to float32 is left.
             assert c["ours"]["max_abs_err_means"] < 1e-5
             assert c["init_dtype"] == "float32"
+    engines = result["settings"]["engine"]
+    assert engines == (["numpy", "numba"] if NUMBA else ["numpy"])
+    for c in suites["sizes"]:
+        assert c["libraries"][:-1] == [bench_fit.ENGINE_NAMES[e] for e in engines]
+        assert c["floor_s"] > 0
     (threads,) = suites["threads"]
     assert threads["ours_n_jobs_1"]["n_jobs_effective"] == 1
     assert threads["ours_n_jobs_2"]["n_jobs_effective"] == 2
     (predict,) = suites["predict"]
-    assert predict["methods"]["predict"]["n_mismatch"] == 0
-    assert predict["methods"]["score_samples"]["max_rel_diff"] <= 1e-8
+    for lib in predict["libraries"][:-1]:
+        assert predict["methods"]["predict"][lib]["n_mismatch"] == 0
+        assert predict["methods"]["score_samples"][lib]["max_rel_diff"] <= 1e-8
 
 
 def test_perturbed_results_fail_the_gate(quick):
@@ -83,18 +89,22 @@ def test_perturbed_results_fail_the_gate(quick):
     assert bench_fit.gate(suites, rtol) == []
     suites["sizes"]["cases"][0]["ours"]["lower_bound"] *= 1 + 1e-6
     suites["threads"]["cases"][0]["ours_n_jobs_2"]["n_iter"] = 2
-    suites["predict"]["cases"][0]["methods"]["predict"]["n_mismatch"] = 4
+    suites["predict"]["cases"][0]["methods"]["predict"]["ours"]["n_mismatch"] = 4
     failures = bench_fit.gate(suites, rtol)
     assert len(failures) == 3
     assert "sizes n=300 full float64: ours: lower bounds differ" in failures[0]
-    assert "predict: 4 labels differ" in failures[1]
+    assert "predict ours: 4 labels differ" in failures[1]
     assert "ours_n_jobs_2: n_iter_ = 2, expected 3" in failures[2]
 
 
 def test_a_library_that_disagrees_fails_the_run(quick, tmp_path, monkeypatch):
     bench_fit = quick[0]
-    skewed = functools.partial(bench_fit.OurGaussianMixture, reg_covar=1e-3)
-    monkeypatch.setattr(bench_fit, "OurGaussianMixture", skewed)
+    class Skewed(bench_fit.OurGaussianMixture):
+        def fit(self, X, y=None, sample_weight=None):
+            self.reg_covar = 1e-3
+            return super().fit(X, y, sample_weight=sample_weight)
+
+    monkeypatch.setattr(bench_fit, "OurGaussianMixture", Skewed)
     argv = ["--suite", "sizes", "--sizes", "300", "--covariance-types", "diag"]
     argv += ["--dtype", "float64", "--repeats", "1", "--n-iter", "2"]
     assert bench_fit.main([*argv, "--output", str(tmp_path / "b.json")]) == 1

@@ -1,0 +1,215 @@
+"""Which E-step kernel runs: numpy, or the compiled one of the ``fast`` extra.
+
+The compiled kernels (:mod:`._numba_kernels`) need numba, and numba has two
+fixed costs that a fit must never pay where it would not win them back:
+
+* importing numba and loading the kernels from numba's disk cache takes ~1.4 s
+  in a fresh process (1.2 s of it is ``import numba``);
+* compiling them, once per machine and signature, takes seconds more.
+
+So the engine is chosen per data source, by these rules:
+
+``'numpy'``
+    Always the numpy kernel (the reference).
+``'numba'``
+    Always the compiled kernel where it applies, loading (or compiling) it
+    first if need be; an ImportError names the ``fast`` extra if numba is
+    missing.
+``'auto'`` (the default)
+    The compiled kernel where it applies and is already loaded in this
+    process. Where it would apply but is not loaded yet, and the E-step is big
+    enough for it to matter, it is loaded on a background thread for later
+    fits, and this one runs on numpy: a fit never waits for a compiler, and
+    within one fit the kernel never changes (results are reproducible).
+
+"Where it applies": complete rows (missing values keep their own kernel),
+the feature-row form of the E-step (not the direct form of large ``d``), and
+up to :data:`MAX_FEATURE_PRODUCTS` components times feature rows, above which
+the matrix products of the numpy kernel win (measured; see the constant).
+
+The engine is a setting, :func:`set_config` / :func:`config_context`, or the
+environment variable ``SKLEARN_EM_ENGINE``; not an estimator parameter,
+because it changes how, never what, is computed.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import importlib.util
+import os
+import threading
+from contextlib import contextmanager
+from types import ModuleType
+
+import numpy as np
+
+ENGINES = ("auto", "numpy", "numba")
+_ENV = "SKLEARN_EM_ENGINE"
+
+# Components x feature rows (k * q) above which the numpy kernel's matrix
+# products beat the fused loop. Measured on 2 cores (Intel Xeon, AVX-512),
+# 1e5 rows, ms per E-step numpy / compiled: see benchmarks/bench_fit.py.
+MAX_FEATURE_PRODUCTS = 1200
+
+# Rows x (k * q) per E-step from which 'auto' starts loading the compiled
+# kernel in the background: about the work of a 0.2 s numpy E-step, so that a
+# process that never fits anything large never imports numba.
+WARM_UP_WORK = 5e7
+
+_engine: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "sklearn_em_engine", default=None
+)
+
+
+def _checked(engine: str) -> str:
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}.")
+    return engine
+
+
+def get_config() -> dict:
+    """The current settings of sklearn-em: ``{'engine': ...}``.
+
+    Returns
+    -------
+    config : dict
+        ``engine`` is ``'auto'``, ``'numpy'`` or ``'numba'`` (see
+        :func:`set_config`).
+    """
+    engine = _engine.get()
+    if engine is None:
+        engine = _checked(os.environ.get(_ENV, "auto"))
+    return {"engine": engine}
+
+
+def set_config(engine: str | None = None) -> None:
+    """Set sklearn-em's settings for the current context.
+
+    Parameters
+    ----------
+    engine : {'auto', 'numpy', 'numba'}, default=None
+        The E-step kernel. ``'numpy'`` is the reference; ``'numba'`` the
+        compiled kernel of the ``fast`` extra (``pip install
+        "sklearn-em[fast]"``), loaded or compiled on first use; ``'auto'``
+        uses the compiled kernel once it is loaded in the process and loads
+        it in the background when a large fit could use it. ``None`` leaves
+        the setting unchanged. The environment variable ``SKLEARN_EM_ENGINE``
+        gives the default.
+    """
+    if engine is not None:
+        _engine.set(_checked(engine))
+
+
+@contextmanager
+def config_context(*, engine: str | None = None):
+    """Settings of :func:`set_config` within a ``with`` block only.
+
+    Parameters
+    ----------
+    engine : {'auto', 'numpy', 'numba'}, default=None
+        See :func:`set_config`.
+    """
+    token = _engine.set(_checked(engine)) if engine is not None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _engine.reset(token)
+
+
+def numba_installed() -> bool:
+    """Whether the ``fast`` extra (numba) can be imported."""
+    return importlib.util.find_spec("numba") is not None
+
+
+_lock = threading.Lock()
+_kernels: ModuleType | None = None
+_ready: set = set()
+_warming: threading.Thread | None = None
+
+
+def _compile(kernels: ModuleType, dtype) -> None:
+    """Compile (or load from disk) every kernel for rows of ``dtype``, by
+    calling each on a few rows."""
+    x = np.zeros((2, 1), dtype=dtype)
+    f = np.empty((3, kernels.BLOCK))
+    lp = np.empty((1, kernels.BLOCK))
+    scratch = np.empty((3, kernels.BLOCK))
+    w_matrix = np.zeros((1, 3))
+    center = np.zeros(1)
+    for w in (np.empty(0), np.ones(2)):
+        moments = np.zeros((1, 3))
+        kernels.stats_rows(x, w, center, w_matrix, 0, moments, f, lp, scratch)
+    kernels.log_prob_rows(x, center, w_matrix, 0, np.empty((1, 2)), f)
+
+
+def _load(dtype) -> ModuleType:
+    """The kernels module with the kernels for ``dtype`` compiled."""
+    global _kernels
+    with _lock:
+        if _kernels is None:
+            from . import _numba_kernels
+
+            _kernels = _numba_kernels
+        key = np.dtype(dtype).name
+        if key not in _ready:
+            _compile(_kernels, dtype)
+            _ready.add(key)
+        return _kernels
+
+
+def _warm_up(dtype) -> None:
+    global _warming
+    with _lock:
+        if _warming is not None and _warming.is_alive():
+            return
+        _warming = threading.Thread(
+            target=_load, args=(dtype,), name="sklearn_em-compile", daemon=True
+        )
+        _warming.start()
+
+
+def wait_for_warm_up() -> None:
+    """Block until a background load of the compiled kernels (if any) is done."""
+    thread = _warming
+    if thread is not None:
+        thread.join()
+
+
+def select(
+    dtype,
+    n_rows: int,
+    products: int,
+    direct: bool,
+) -> ModuleType | None:
+    """The compiled kernels to use for a source, or ``None`` for numpy.
+
+    Parameters
+    ----------
+    dtype : dtype
+        Of the rows.
+    n_rows : int
+        Rows of the source.
+    products : int
+        Components times feature rows, ``k * q``.
+    direct : bool
+        Whether the numpy kernel works without feature rows (large ``d``).
+    """
+    engine = get_config()["engine"]
+    if engine == "numpy":
+        return None
+    applies = not direct and products <= MAX_FEATURE_PRODUCTS
+    if engine == "numba":
+        if not numba_installed():
+            raise ImportError(
+                "engine='numba' needs numba: pip install 'sklearn-em[fast]'."
+            )
+        return _load(dtype) if applies else None
+    if not applies or not numba_installed():
+        return None
+    key = np.dtype(dtype).name
+    if key in _ready:
+        return _kernels
+    if n_rows * products >= WARM_UP_WORK:
+        _warm_up(dtype)
+    return None

@@ -1,0 +1,276 @@
+"""Numba kernels of the compiled E-step (imported only by :mod:`._engine`).
+
+The numpy kernel (:mod:`._dense`) makes about ten passes over a chunk's
+buffers per E-step: centring, features, a matrix product, maximum, subtract,
+``exp``, sum, ``log``, divide, a second matrix product. Here one compiled loop
+takes a block of rows small enough for the L1 cache through all of them, so
+each row of ``X`` is read from memory once per E-step and every temporary
+stays in cache. The arithmetic is the numpy kernel's, term for term: feature
+rows ``[1, y, second-order(y)]`` about the common centre, the covariance
+type's log-density weights ``W``, a log-sum-exp shifted by each row's
+maximum, and moments summed in float64 (float32 rows are widened as they are
+read).
+
+The llvmlite that pip installs has no SVML, so ``math.exp`` in a loop is a
+scalar libm call (~14 ns, a whole row's budget): :func:`_exp` and
+:func:`_log` are written out (Cody-Waite range reduction, a polynomial, the
+exponent made in the float's bits), and LLVM vectorises them inlined.
+
+Every kernel is ``nogil``: the library's own thread pool runs one range of
+rows per thread, as for the numpy kernel, so nothing in numba's process-wide
+threading configuration is touched. Compiled code is cached on disk.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from ._covariance import PAIRS, SQUARES
+
+# Rows per block: the block's feature rows, log-densities and scratch stay
+# within the L1/L2 caches for the small d this kernel is for.
+BLOCK = 256
+
+
+
+# exp() of anything below this is below float64's smallest normal number; the
+# argument is clamped there so that the exponent built in the bits stays valid.
+_EXP_FLOOR = -708.0
+
+_jit = numba.njit(
+    nogil=True,
+    cache=True,
+    error_model="numpy",
+    # Reassociation lets LLVM vectorise the sums over rows; contraction
+    # lets it use FMA. No 'nnan'/'ninf': infinities are meaningful here.
+    fastmath={"reassoc", "contract", "nsz", "arcp"},
+)
+# The range reductions of exp and log rely on the exact order of their
+# operations (Cody-Waite), so they are compiled without reassociation.
+_jit_exact = numba.njit(
+    nogil=True, cache=True, error_model="numpy", fastmath={"contract"}
+)
+
+
+@_jit_exact
+def _exp(x0):  # pragma: no cover - compiled
+    """``exp(x0)`` within 1 ulp for arguments in [-708, 709], and 0 below
+    (where the true value is subnormal, at most 2.2e-308).
+
+    exp(x) = 2^n exp(r), n = round(x / ln 2), r = x - n ln 2 in two parts
+    (Cody-Waite; |r| <= ln 2 / 2), exp(r) by its Taylor polynomial of
+    degree 13 (truncation < 2e-18). 2^n is made in the bits: adding 1.5 *
+    2^52 + 1023 to x / ln 2 rounds it to an integer held in the low bits
+    of the sum's mantissa, which a left shift by 52 moves into the
+    exponent field. Inlined into loops, LLVM vectorises all of it.
+    """
+    shifter = 6755399441055744.0 + 1023.0
+    x = max(x0, _EXP_FLOOR)
+    t = x * 1.4426950408889634 + shifter
+    n = t - shifter
+    r = (x - n * 0.6931471803691238) - n * 1.9082149292705877e-10
+    p = 1.0 / 6227020800.0
+    p = p * r + 1.0 / 479001600.0
+    p = p * r + 1.0 / 39916800.0
+    p = p * r + 1.0 / 3628800.0
+    p = p * r + 1.0 / 362880.0
+    p = p * r + 1.0 / 40320.0
+    p = p * r + 1.0 / 5040.0
+    p = p * r + 1.0 / 720.0
+    p = p * r + 1.0 / 120.0
+    p = p * r + 1.0 / 24.0
+    p = p * r + 1.0 / 6.0
+    p = p * r + 0.5
+    p = p * r + 1.0
+    p = p * r + 1.0
+    scale = np.int64(np.float64(t).view(np.int64) << 52).view(np.float64)
+    return p * scale if x0 >= _EXP_FLOOR else 0.0
+
+
+@_jit_exact
+def _log(a):  # pragma: no cover - compiled
+    """``log(a)`` for positive normal ``a``, within 4 ulp (3 measured).
+
+    a = 2^e m with m in [sqrt(1/2), sqrt(2)); log m = 2 atanh(f), f =
+    (m - 1) / (m + 1), |f| < 0.172, by its odd series to f^23
+    (truncation < 1e-17 relative). Exponent and mantissa come from the
+    bits, so this vectorises too.
+    """
+    b = np.float64(a).view(np.int64)
+    e = np.float64((b >> 52) - 1023)
+    m = np.int64((b & 0xFFFFFFFFFFFFF) | 0x3FF0000000000000).view(np.float64)
+    if m > 1.4142135623730951:
+        m *= 0.5
+        e += 1.0
+    f = (m - 1.0) / (m + 1.0)
+    f2 = f * f
+    s = 1.0 / 23.0
+    s = s * f2 + 1.0 / 21.0
+    s = s * f2 + 1.0 / 19.0
+    s = s * f2 + 1.0 / 17.0
+    s = s * f2 + 1.0 / 15.0
+    s = s * f2 + 1.0 / 13.0
+    s = s * f2 + 1.0 / 11.0
+    s = s * f2 + 1.0 / 9.0
+    s = s * f2 + 1.0 / 7.0
+    s = s * f2 + 1.0 / 5.0
+    s = s * f2 + 1.0 / 3.0
+    s = s * f2 + 1.0
+    return e * 0.6931471805599453 + 2.0 * f * s
+
+
+@_jit
+def _features(x, start, stop, center, kind, f):  # pragma: no cover
+    """Feature rows ``[1, y, second-order(y)]`` (q, m) of rows
+    ``start:stop`` of ``x``, ``y = x - center``, in float64."""
+    m = stop - start
+    d = x.shape[1]
+    for i in range(m):
+        f[0, i] = 1.0
+    for a in range(d):
+        c = center[a]
+        for i in range(m):
+            f[1 + a, i] = x[start + i, a] - c
+    if kind == PAIRS:
+        row = 1 + d
+        for a in range(d):
+            for b in range(a, d):
+                for i in range(m):
+                    f[row, i] = f[1 + a, i] * f[1 + b, i]
+                row += 1
+    elif kind == SQUARES:
+        for a in range(d):
+            for i in range(m):
+                f[1 + d + a, i] = f[1 + a, i] * f[1 + a, i]
+    else:
+        for i in range(m):
+            f[1 + d, i] = 0.0
+        for a in range(d):
+            for i in range(m):
+                f[1 + d, i] += f[1 + a, i] * f[1 + a, i]
+
+
+@_jit
+def _log_densities(f, m, w_matrix, lp):  # pragma: no cover
+    """``lp[:, :m] = W @ f[:, :m]``, four feature rows per pass over
+    ``lp`` (a quarter of its loads and stores)."""
+    k, q = w_matrix.shape
+    for j in range(k):
+        w0 = w_matrix[j, 0]
+        for i in range(m):
+            lp[j, i] = w0
+        p = 1
+        while p + 4 <= q:
+            wa, wb = w_matrix[j, p], w_matrix[j, p + 1]
+            wc, wd = w_matrix[j, p + 2], w_matrix[j, p + 3]
+            for i in range(m):
+                lp[j, i] += (wa * f[p, i] + wb * f[p + 1, i]) + (
+                    wc * f[p + 2, i] + wd * f[p + 3, i]
+                )
+            p += 4
+        for rest in range(p, q):
+            wjp = w_matrix[j, rest]
+            for i in range(m):
+                lp[j, i] += wjp * f[rest, i]
+
+
+@_jit
+def _add_moments(lp, f, m, moments):  # pragma: no cover
+    """``moments += lp[:, :m] @ f[:, :m].T``, four feature rows per pass."""
+    k, q = moments.shape
+    for j in range(k):
+        p = 0
+        while p + 4 <= q:
+            a = b = c = e = 0.0
+            for i in range(m):
+                r = lp[j, i]
+                a += r * f[p, i]
+                b += r * f[p + 1, i]
+                c += r * f[p + 2, i]
+                e += r * f[p + 3, i]
+            moments[j, p] += a
+            moments[j, p + 1] += b
+            moments[j, p + 2] += c
+            moments[j, p + 3] += e
+            p += 4
+        for rest in range(p, q):
+            a = 0.0
+            for i in range(m):
+                a += lp[j, i] * f[rest, i]
+            moments[j, rest] += a
+
+
+@_jit
+def _normalize(lp, m, top, total, log_total):  # pragma: no cover
+    """Responsibilities in ``lp[:, :m]`` in place and ``log p(x)`` in
+    ``log_total[:m]``; a row with every log-density ``-inf`` gets
+    ``-inf`` and equal responsibilities, as the numpy kernel does."""
+    k = lp.shape[0]
+    for i in range(m):
+        top[i] = lp[0, i]
+    for j in range(1, k):
+        for i in range(m):
+            top[i] = max(top[i], lp[j, i])
+    for i in range(m):
+        top[i] = 0.0 if top[i] == -np.inf else top[i]
+        total[i] = 0.0
+    for j in range(k):
+        for i in range(m):
+            e = _exp(lp[j, i] - top[i])
+            lp[j, i] = e
+            total[i] += e
+    for i in range(m):
+        if total[i] == 0.0:
+            for j in range(k):
+                lp[j, i] = 1.0
+            total[i] = k
+            top[i] = -np.inf
+    for i in range(m):
+        log_total[i] = _log(total[i]) + top[i]
+        total[i] = 1.0 / total[i]
+    for j in range(k):
+        for i in range(m):
+            lp[j, i] *= total[i]
+
+
+@_jit
+def stats_rows(  # pragma: no cover - compiled
+    x, w, center, w_matrix, kind, moments, f, lp, scratch
+):
+    """Add the moments (k, q) of all rows of ``x`` to ``moments``; return
+    their summed (weighted) log-likelihood. ``w`` is empty for unit
+    weights. ``f`` (q, BLOCK), ``lp`` (k, BLOCK) and ``scratch`` (3, BLOCK)
+    are buffers."""
+    n = x.shape[0]
+    k = w_matrix.shape[0]
+    weighted = w.shape[0] > 0
+    log_likelihood = 0.0
+    top, total, log_total = scratch[0], scratch[1], scratch[2]
+    for start in range(0, n, BLOCK):
+        stop = min(start + BLOCK, n)
+        m = stop - start
+        _features(x, start, stop, center, kind, f)
+        _log_densities(f, m, w_matrix, lp)
+        _normalize(lp, m, top, total, log_total)
+        if weighted:
+            for i in range(m):
+                log_likelihood += w[start + i] * log_total[i]
+            for j in range(k):
+                for i in range(m):
+                    lp[j, i] *= w[start + i]
+        else:
+            for i in range(m):
+                log_likelihood += log_total[i]
+        _add_moments(lp, f, m, moments)
+    return log_likelihood
+
+
+@_jit
+def log_prob_rows(x, center, w_matrix, kind, out, f):  # pragma: no cover
+    """``out[:, i] = log pi_j + log N_j(x_i)`` (k, n) for every row."""
+    n = x.shape[0]
+    for start in range(0, n, BLOCK):
+        stop = min(start + BLOCK, n)
+        _features(x, start, stop, center, kind, f)
+        _log_densities(f, stop - start, w_matrix, out[:, start:stop])

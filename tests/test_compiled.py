@@ -1,0 +1,251 @@
+"""The compiled E-step (the ``fast`` extra): the numpy kernel's answers, faster.
+
+The numpy kernel is the reference: the compiled one must give the same
+statistics, fits and inference to 1e-12 relative in float64, for every
+covariance type, with weights, float32 rows, narrow components (which stay on
+numpy's direct form) and rows far out. Choosing it must never cost a fit a
+compile, and must touch nothing process-wide.
+"""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from _helpers import COVARIANCE_TYPES
+from numpy.testing import assert_allclose, assert_array_equal
+from test_engine import random_model
+
+from sklearn_em import GaussianMixture, config_context, get_config, set_config
+from sklearn_em import _engine as engine
+from sklearn_em._data import TrainingData
+from sklearn_em._threads import single_threaded_blas
+
+pytest.importorskip(
+    "numba", reason="the compiled kernel is the optional 'fast' extra (numba)"
+)
+kernels = engine._load(np.float64)
+
+
+def sources(X, covariance_type, w=None, **kwargs):
+    """The same rows as a numpy-kernel source and a compiled-kernel source."""
+    model = random_model(covariance_type, n_features=X.shape[1])
+    with config_context(engine="numpy"):
+        reference = TrainingData(X, w, model.covariance, 3, **kwargs)
+    with config_context(engine="numba"):
+        compiled = TrainingData(X, w, model.covariance, 3, **kwargs)
+    assert reference.dense.compiled is None
+    assert compiled.dense.compiled is kernels
+    return model, reference, compiled
+
+
+def assert_same_stats(a, b, rtol=1e-12):
+    scale = np.abs(a.moments).max()
+    assert_allclose(b.moments, a.moments, rtol=0, atol=rtol * scale)
+    assert_allclose(b.log_likelihood, a.log_likelihood, rtol=rtol)
+    assert_array_equal(b.centers, a.centers)
+    assert b.total_weight == a.total_weight
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("n_features", [1, 2, 5])
+def test_statistics_equal_the_numpy_kernel(covariance_type, weighted, n_features):
+    rng = np.random.RandomState(1)
+    model = random_model(covariance_type, n_features=n_features)
+    # 1,000 rows and a ragged last block of the compiled loop's 256.
+    X = model.sample(rng, 1_000)[0]
+    w = rng.uniform(0, 3, len(X)) if weighted else None
+    model, reference, compiled = sources(X, covariance_type, w)
+    with single_threaded_blas():
+        assert_same_stats(reference.stats(model), compiled.stats(model))
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_float32_rows_give_float64_statistics_equal_to_numpy(covariance_type):
+    rng = np.random.RandomState(2)
+    X = random_model(covariance_type).sample(rng, 700)[0].astype(np.float32)
+    model, reference, compiled = sources(X, covariance_type)
+    with single_threaded_blas():
+        a, b = reference.stats(model), compiled.stats(model)
+    assert b.moments.dtype == np.float64
+    assert_same_stats(a, b)
+
+
+def test_a_narrow_component_keeps_the_direct_form():
+    """A component too narrow for the expanded quadratic form is computed
+    about its own mean on numpy, whatever the engine (the precision
+    fallback), so both engines agree on it to the last digits."""
+    rng = np.random.RandomState(3)
+    model = random_model("full", n_features=2)
+    X = model.sample(rng, 600)[0]
+    narrow = model.covariance.precisions_cholesky(np.array([np.eye(2) * 1e-12] * 3))
+    model = type(model)(
+        model.weights,
+        model.means,
+        model.covariances,
+        np.concatenate([model.precisions_cholesky[:2], narrow[2:]]),
+        model.covariance,
+    )
+    _, reference, compiled = sources(X, "full")
+    assert len(compiled.dense.prepare(model).local) == 1
+    assert_same_stats(reference.stats(model), compiled.stats(model))
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_fits_equal_the_numpy_engine(covariance_type):
+    rng = np.random.RandomState(4)
+    X = random_model(covariance_type).sample(rng, 3_000)[0]
+    w = rng.uniform(0.5, 2, len(X))
+    fits = {}
+    for name in ("numpy", "numba"):
+        with config_context(engine=name):
+            fits[name] = GaussianMixture(
+                3, covariance_type=covariance_type, tol=1e-8, random_state=0
+            ).fit(X, sample_weight=w)
+    a, b = fits["numpy"], fits["numba"]
+    assert a.n_iter_ == b.n_iter_
+    assert_allclose(b.lower_bound_, a.lower_bound_, rtol=1e-12)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        assert_allclose(getattr(b, name), getattr(a, name), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_inference_equals_the_numpy_engine_far_rows_included(covariance_type):
+    """Rows so far out that their squares overflow get log p(x) = -inf and
+    equal responsibilities from both engines (the guard stays on numpy)."""
+    rng = np.random.RandomState(5)
+    X = random_model(covariance_type).sample(rng, 2_000)[0]
+    gm = GaussianMixture(3, covariance_type=covariance_type, random_state=0)
+    with config_context(engine="numpy"):
+        gm.fit(X)
+    new = np.vstack([X[:500], [[1e200, 0, 0, 0], [-1e180, 1, 2, 3]]])
+    results = {}
+    for name in ("numpy", "numba"):
+        with config_context(engine=name):
+            results[name] = (
+                gm.score_samples(new),
+                gm.predict_proba(new),
+                gm.predict(new),
+            )
+    (s_a, p_a, l_a), (s_b, p_b, l_b) = results["numpy"], results["numba"]
+    assert np.isneginf(s_b[-2:]).all()
+    assert_allclose(s_b, s_a, rtol=1e-12)
+    assert_allclose(p_b, p_a, rtol=1e-12, atol=1e-15)
+    assert_array_equal(l_b, l_a)
+
+
+def test_exp_is_within_one_ulp_and_zero_below_the_normal_range():
+    rng = np.random.RandomState(6)
+    x = np.concatenate([rng.uniform(-708, 709, 200_000), [0.0, -708.0, 709.0]])
+    out = np.array([kernels._exp(v) for v in x[:2_000]])
+    exact = np.exp(x[:2_000])
+    assert (np.abs(out - exact) <= np.spacing(exact)).all()
+    assert kernels._exp(-708.5) == 0.0
+    assert kernels._exp(-np.inf) == 0.0
+
+
+def test_log_is_within_four_ulp():
+    rng = np.random.RandomState(7)
+    a = np.concatenate(
+        [rng.uniform(1, 20, 2_000), np.exp(rng.uniform(-700, 700, 2_000))]
+    )
+    a = np.concatenate([a, [1.0, 2.0, np.sqrt(2.0), 1 + 1e-15]])
+    out = np.array([kernels._log(v) for v in a])
+    exact = np.log(a)
+    assert (np.abs(out - exact) <= 4 * np.spacing(np.abs(exact))).all()
+
+
+def test_threads_and_chunks_change_nothing_beyond_rounding():
+    rng = np.random.RandomState(8)
+    X = random_model("full").sample(rng, 5_000)[0]
+    model = random_model("full")
+    with config_context(engine="numba"):
+        one = TrainingData(X, None, model.covariance, 3, n_jobs=1).stats(model)
+        two = TrainingData(X, None, model.covariance, 3, n_jobs=2).stats(model)
+        small = TrainingData(X, None, model.covariance, 3, chunk_size=97).stats(model)
+    assert_same_stats(one, two)
+    assert_same_stats(one, small)
+
+
+def test_numba_thread_settings_are_left_alone():
+    import numba
+
+    before = numba.get_num_threads(), numba.config.THREADING_LAYER
+    rng = np.random.RandomState(9)
+    X = random_model("diag").sample(rng, 20_000)[0]
+    with config_context(engine="numba"):
+        GaussianMixture(3, covariance_type="diag", n_jobs=2, random_state=0).fit(X)
+    assert (numba.get_num_threads(), numba.config.THREADING_LAYER) == before
+
+
+def test_large_d_and_k_stay_on_the_matrix_products():
+    """Where k * q is large, numpy's matrix products beat the fused loop."""
+    model = random_model("full", n_components=16, n_features=32)
+    X = model.sample(np.random.RandomState(0), 100)[0]
+    with config_context(engine="numba"):
+        source = TrainingData(X, None, model.covariance, 16)
+    assert source.dense.compiled is None
+
+
+def test_config_names_the_engines(monkeypatch):
+    assert get_config()["engine"] in engine.ENGINES
+    with config_context(engine="numpy"):
+        assert get_config() == {"engine": "numpy"}
+        with config_context(engine="numba"):
+            assert get_config() == {"engine": "numba"}
+        assert get_config() == {"engine": "numpy"}
+    with pytest.raises(ValueError, match="engine must be one of"):
+        set_config(engine="cuda")
+    monkeypatch.setenv("SKLEARN_EM_ENGINE", "numpy")
+    assert get_config() == {"engine": "numpy"}
+    monkeypatch.setenv("SKLEARN_EM_ENGINE", "fortran")
+    with pytest.raises(ValueError, match="'fortran'"):
+        get_config()
+
+
+def test_numba_engine_without_numba_names_the_extra(monkeypatch):
+    monkeypatch.setattr(engine, "numba_installed", lambda: False)
+    with config_context(engine="numba"), pytest.raises(ImportError, match="fast"):
+        engine.select(np.float64, 100, 18, direct=False)
+    with config_context(engine="auto"):
+        assert engine.select(np.float64, 10**8, 18, direct=False) is None
+
+
+def test_auto_never_waits_for_the_compiler(monkeypatch):
+    """With the kernels not loaded, 'auto' runs numpy and loads them in the
+    background for later fits, only for E-steps big enough to matter."""
+    started = []
+    monkeypatch.setattr(engine, "_ready", set())
+    monkeypatch.setattr(engine, "_warm_up", started.append)
+    with config_context(engine="auto"):
+        assert engine.select(np.float64, 1_000, 18, direct=False) is None
+        assert started == []
+        assert engine.select(np.float64, 10**7, 18, direct=False) is None
+        assert started == [np.float64]
+    monkeypatch.setattr(engine, "_ready", {"float64"})
+    with config_context(engine="auto"):
+        assert engine.select(np.float64, 1_000, 18, direct=False) is kernels
+
+
+def test_importing_and_small_fits_never_import_numba():
+    code = textwrap.dedent(
+        """
+        import sys
+        import numpy as np
+        from sklearn_em import GaussianMixture
+        X = np.random.RandomState(0).randn(2000, 2)
+        GaussianMixture(3, random_state=0).fit(X).predict(X)
+        assert "numba" not in sys.modules, "numba was imported"
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env=_clean_env())
+
+
+def _clean_env():
+    import os
+
+    env = dict(os.environ)
+    env.pop("SKLEARN_EM_ENGINE", None)
+    return env
