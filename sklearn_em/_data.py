@@ -600,7 +600,66 @@ class TrainingData:
         else:
             out[start:stop][rows] = values
 
+    def _compiled_posterior(
+        self,
+        model: Mixture,
+        resp: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+    ) -> np.ndarray | None:
+        """``log p(x)`` (n,) from the compiled kernel, filling ``resp`` and
+        ``labels`` if given; ``None`` where that kernel does not apply (no
+        compiled kernel, missing values, components about their own means).
+
+        Rows whose squares overflow (far outside the training data) are
+        flagged by the kernel and redone on numpy's guarded path.
+        """
+        kernels = self.dense.compiled
+        if kernels is None or self.missing is not None:
+            return None
+        prep = self.dense.prepare(model)
+        if len(prep.local):
+            return None
+        k, q, block = self.n_components, self.dense.q, kernels.BLOCK
+        log_norm = np.empty(self.n_samples)
+        no_resp = np.empty((0, k), dtype=self.X.dtype)
+        no_labels = np.empty(0, dtype=np.intp)
+
+        def work(ws, first, last):
+            n_bad = 0
+            for start in range(first, last, self.chunk_size):
+                stop = min(start + self.chunk_size, last)
+                n_bad += kernels.posterior_rows(
+                    np.ascontiguousarray(self.X[start:stop]),
+                    self.center,
+                    prep.w_matrix,
+                    self.covariance.feature_layout,
+                    no_resp if resp is None else resp[start:stop],
+                    log_norm[start:stop],
+                    no_labels if labels is None else labels[start:stop],
+                    ws.get("f_block", q * block).reshape(q, block),
+                    ws.get("lp_block", k * block).reshape(k, block),
+                    ws.get("scratch_infer", 4 * block).reshape(4, block),
+                )
+            return n_bad
+
+        if sum(self._map_ranges(work)):
+            rows = np.flatnonzero(np.isnan(log_norm))
+            log_prob = self.dense.log_prob(
+                self._workspaces[0], np.take(self.X, rows, axis=0), prep
+            )[1].copy()
+            if labels is not None:
+                best = np.empty(len(rows), dtype=np.intp)
+                argmax_rows(log_prob, best)
+                labels[rows] = best
+            log_norm[rows] = normalize(log_prob)
+            if resp is not None:
+                resp[rows] = log_prob.T
+        return log_norm
+
     def log_prob(self, model: Mixture) -> np.ndarray:
+        log_norm = self._compiled_posterior(model)
+        if log_norm is not None:
+            return log_norm.astype(self.X.dtype, copy=False)
         out = np.empty(self.n_samples, dtype=self.X.dtype)
         self._posterior(
             model, lambda a, b, rows, r, log_norm: self._put(out, a, b, rows, log_norm)
@@ -609,6 +668,8 @@ class TrainingData:
 
     def responsibilities(self, model: Mixture) -> np.ndarray:
         out = np.empty((self.n_samples, self.n_components), dtype=self.X.dtype)
+        if self._compiled_posterior(model, resp=out) is not None:
+            return out
         self._posterior(
             model, lambda a, b, rows, resp, _: self._put(out, a, b, rows, resp.T)
         )
@@ -616,6 +677,8 @@ class TrainingData:
 
     def labels(self, model: Mixture) -> np.ndarray:
         out = np.empty(self.n_samples, dtype=np.intp)
+        if self._compiled_posterior(model, labels=out) is not None:
+            return out
 
         def emit(start, stop, rows, log_prob):
             best = np.empty(log_prob.shape[1], dtype=np.intp)

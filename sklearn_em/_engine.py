@@ -52,9 +52,11 @@ _ENV = "SKLEARN_EM_ENGINE"
 MAX_FEATURE_PRODUCTS = 1200
 
 # Rows x (k * q) per E-step from which 'auto' starts loading the compiled
-# kernel in the background: about the work of a 0.2 s numpy E-step, so that a
-# process that never fits anything large never imports numba.
-WARM_UP_WORK = 5e7
+# kernel in the background: 1e7 is a ~10 ms numpy E-step (5.5e5 rows of 2-D
+# data, k=3, full), where the kernel saves ~5 ms per iteration, so the ~1.5 s
+# of one core that loading costs is repaid within a few hundred iterations;
+# a process that never fits anything that large never imports numba.
+WARM_UP_WORK = 1e7
 
 _engine: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "sklearn_em_engine", default=None
@@ -141,6 +143,12 @@ def _compile(kernels: ModuleType, dtype) -> None:
         moments = np.zeros((1, 3))
         kernels.stats_rows(x, w, center, w_matrix, 0, moments, f, lp, scratch)
     kernels.log_prob_rows(x, center, w_matrix, 0, np.empty((1, 2)), f)
+    scratch = np.empty((4, kernels.BLOCK))
+    no_resp, no_labels = np.empty((0, 1), dtype=dtype), np.empty(0, dtype=np.intp)
+    log_norm, resp = np.empty(2), np.empty((2, 1), dtype=dtype)
+    labels = np.empty(2, dtype=np.intp)
+    for r, lab in ((no_resp, no_labels), (resp, no_labels), (no_resp, labels)):
+        kernels.posterior_rows(x, center, w_matrix, 0, r, log_norm, lab, f, lp, scratch)
 
 
 def _load(dtype) -> ModuleType:

@@ -33,7 +33,6 @@ from ._covariance import PAIRS, SQUARES
 BLOCK = 256
 
 
-
 # exp() of anything below this is below float64's smallest normal number; the
 # argument is clamped there so that the exponent built in the bits stays valid.
 _EXP_FLOOR = -708.0
@@ -128,10 +127,19 @@ def _features(x, start, stop, center, kind, f):  # pragma: no cover
     d = x.shape[1]
     for i in range(m):
         f[0, i] = 1.0
-    for a in range(d):
-        c = center[a]
+    if d == 2:
+        # Both coordinates in one loop: LLVM turns the stride-2 reads into
+        # vector loads and shuffles, where one loop per feature reads
+        # element by element (2-D data is the common case worth it).
+        c0, c1 = center[0], center[1]
         for i in range(m):
-            f[1 + a, i] = x[start + i, a] - c
+            f[1, i] = x[start + i, 0] - c0
+            f[2, i] = x[start + i, 1] - c1
+    else:
+        for a in range(d):
+            c = center[a]
+            for i in range(m):
+                f[1 + a, i] = x[start + i, a] - c
     if kind == PAIRS:
         row = 1 + d
         for a in range(d):
@@ -274,3 +282,59 @@ def log_prob_rows(x, center, w_matrix, kind, out, f):  # pragma: no cover
         stop = min(start + BLOCK, n)
         _features(x, start, stop, center, kind, f)
         _log_densities(f, stop - start, w_matrix, out[:, start:stop])
+
+
+@_jit
+def posterior_rows(  # pragma: no cover - compiled
+    x, center, w_matrix, kind, resp, log_norm, labels, f, lp, scratch
+):
+    """Inference on every row of ``x``.
+
+    ``log_norm`` (n,) gets ``log p(x)``; ``resp`` (n, k), unless empty, the
+    responsibilities (then ``log_norm`` is computed anyway); ``labels`` (n,),
+    unless empty, the most probable component (the first on ties, as
+    argmax). With only labels asked, no ``exp`` is taken and ``log_norm``
+    holds 0. Rows with a log-density that is not finite (squares that
+    overflowed) get ``log_norm`` NaN, for the caller to redo; returns their
+    count. ``scratch`` is (4, BLOCK).
+    """
+    n = x.shape[0]
+    k = w_matrix.shape[0]
+    want_resp, want_labels = resp.shape[0] > 0, labels.shape[0] > 0
+    normalize = want_resp or not want_labels
+    top, total, log_total, nan = scratch[0], scratch[1], scratch[2], scratch[3]
+    n_bad = 0
+    for start in range(0, n, BLOCK):
+        stop = min(start + BLOCK, n)
+        m = stop - start
+        _features(x, start, stop, center, kind, f)
+        _log_densities(f, m, w_matrix, lp)
+        bad = 0
+        for i in range(m):
+            s = 0.0
+            for j in range(k):
+                s += lp[j, i]
+            # 0 for a finite row; NaN where a square overflowed (NaN or
+            # infinite log-densities): the numpy kernel's guard redoes those.
+            nan[i] = s - s
+            bad += nan[i] != nan[i]
+        n_bad += bad
+        if want_labels:
+            for i in range(m):
+                best, value = 0, lp[0, i]
+                for j in range(1, k):
+                    if lp[j, i] > value:
+                        best, value = j, lp[j, i]
+                labels[start + i] = best
+        if normalize:
+            _normalize(lp, m, top, total, log_total)
+            for i in range(m):
+                log_norm[start + i] = log_total[i] + nan[i]
+        else:
+            for i in range(m):
+                log_norm[start + i] = nan[i]
+        if want_resp:
+            for i in range(m):
+                for j in range(k):
+                    resp[start + i, j] = lp[j, i]
+    return n_bad

@@ -249,3 +249,16 @@ def _clean_env():
     env = dict(os.environ)
     env.pop("SKLEARN_EM_ENGINE", None)
     return env
+
+
+def test_float32_inference_keeps_the_dtype_and_equals_numpy():
+    rng = np.random.RandomState(10)
+    X = random_model("diag").sample(rng, 3_000)[0].astype(np.float32)
+    gm = GaussianMixture(3, covariance_type="diag", random_state=0).fit(X)
+    out = {}
+    for name in ("numpy", "numba"):
+        with config_context(engine=name):
+            out[name] = [gm.score_samples(X), gm.predict_proba(X), gm.predict(X)]
+    for a, b in zip(out["numpy"], out["numba"], strict=True):
+        assert b.dtype == a.dtype
+        assert_allclose(b, a, rtol=1e-6, atol=1e-7)
