@@ -32,7 +32,11 @@ except ImportError:  # not installed: use the checkout this file lives in
     import sklearn_em
 
 from sklearn_em._covariance import get_covariance
-from sklearn_em._threads import THREADS_MIN_WORK, n_threads
+from sklearn_em._threads import (
+    THREADS_MIN_WORK,
+    THREADS_MIN_WORK_COMPILED,
+    n_threads,
+)
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
@@ -158,14 +162,25 @@ def environment():
         "sklearn_em": getattr(sklearn_em, "__version__", None),
         "threadpool_info": threadpools(),
         "sklearn_em_threads_min_work": THREADS_MIN_WORK,
+        "sklearn_em_threads_min_work_compiled": THREADS_MIN_WORK_COMPILED,
         "loadavg_before": loadavg(),
     }
 
 
-def threads_of_ours(n_jobs, n_rows, n_components, n_features, covariance_type):
-    """Threads ``sklearn_em`` uses for an E-step of this size, by its own policy."""
+def threads_of_ours(
+    n_jobs, n_rows, n_components, n_features, covariance_type, compiled=False
+):
+    """Threads ``sklearn_em`` uses for an E-step of this size, by its own
+    policy (``compiled``: on the compiled kernel)."""
+    from sklearn_em._dense import uses_direct
+    from sklearn_em._engine import MAX_FEATURE_PRODUCTS
+
     cov = get_covariance(covariance_type)
-    return n_threads(n_jobs, n_rows, n_components * cov.n_features_total(n_features))
+    work = n_components * cov.n_features_total(n_features)
+    # The compiled kernel runs only small d * k (see sklearn_em/_engine.py).
+    compiled = compiled and work <= MAX_FEATURE_PRODUCTS
+    compiled = compiled and not uses_direct(cov, n_features)
+    return n_threads(n_jobs, n_rows, work, compiled)
 
 
 def maxrss_mib():

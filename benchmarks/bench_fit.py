@@ -173,7 +173,12 @@ def compare(X, makers, cfg, info, n_iter=None, reference=None):
         if name.startswith("ours"):
             entry["n_jobs"] = makers[name]().n_jobs
             entry["n_jobs_effective"] = h.threads_of_ours(
-                entry["n_jobs"], n, info["n_components"], d, info["covariance_type"]
+                entry["n_jobs"],
+                n,
+                info["n_components"],
+                d,
+                info["covariance_type"],
+                compiled=name.startswith(ENGINE_NAMES["numba"]),
             )
         if est is None:
             continue

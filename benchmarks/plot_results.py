@@ -1,8 +1,9 @@
 """Plot the ``sizes`` suite of a ``bench_fit.py`` JSON file.
 
 One row of panels per dtype: median seconds per EM iteration against ``n``
-(ours solid, scikit-learn dashed, one colour per covariance type) and the
-speed-up (sklearn / ours) against ``n``, both log-log. Files of the older
+(ours solid on the numpy kernel and dotted on the compiled one, scikit-learn
+dashed, one colour per covariance type) and the speed-up (sklearn / ours)
+against ``n``, both log-log. Files of the older
 layout (a top-level ``cases`` list) plot too.
 
 Examples
@@ -30,6 +31,11 @@ COLORS = dict(
 # Plain speed-up ticks ("0.5x", "1x", "2x"), about evenly spaced on a log axis.
 SPEEDUP_TICKS = (0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 7, 10, 15, 20, 30, 50)
 SPEEDUP_TICKS += (70, 100, 200, 300, 500, 1000)
+
+
+# Our estimator per E-step kernel (bench_fit.py's library names) and its line.
+OURS = (("ours", "-"), ("ours_numba", ":"))
+OURS_LABELS = {"ours": "ours, numpy kernel", "ours_numba": "ours, compiled kernel"}
 
 
 def sizes_suite(results):
@@ -70,12 +76,16 @@ def plot(results, output):
         for cov in covs:
             mine = sorted((c for c in rows if c["covariance_type"] == cov), key=by_n)
             kw = {"color": COLORS[cov], "marker": STYLE[cov], "lw": 2}
-            for lib, ls, face in (("ours", "-", COLORS[cov]), ("sklearn", "--", "w")):
+            libs = [(lib, ls, COLORS[cov]) for lib, ls in OURS if lib in mine[0]]
+            for lib, ls, face in [*libs, ("sklearn", "--", "w")]:
                 pts = [(c["n"], c[lib]["median_s_per_iter"]) for c in mine]
                 pts = [p for p in pts if p[1] is not None]
                 ax_t.plot(*zip(*pts, strict=True), ls=ls, mfc=face, **kw)
-            pts = [(c["n"], c["speedup"]) for c in mine if c["speedup"] is not None]
-            ax_s.plot(*zip(*pts, strict=True), "-", label=cov, **kw)
+            for lib, ls, _ in libs:
+                speedups = [(c["n"], c.get("speedups", {}).get(lib)) for c in mine]
+                pts = [p for p in speedups if p[1] is not None]
+                label = cov if lib == "ours" else None
+                ax_s.plot(*zip(*pts, strict=True), ls=ls, label=label, **kw)
         note = " (init in float32 too)" if dtype == "float32" else ""
         ax_t.set(
             title=f"Time per EM iteration, {dtype}{note}",
@@ -85,6 +95,8 @@ def plot(results, output):
             title=f"Speed-up over scikit-learn, {dtype}",
             ylabel="speed-up (sklearn s/iter ÷ ours s/iter)",
         )
+        if len(OURS) > 1 and any("ours_numba" in c for c in rows):
+            ax_s.plot([], [], ls=":", color="black", lw=2, label="compiled kernel")
         for ax in (ax_t, ax_s):
             ax.set(xscale="log", yscale="log", xlabel="n (rows)")
             ax.grid(True, which="major", alpha=0.4)
@@ -94,7 +106,10 @@ def plot(results, output):
             for c in covs
         ]
         black = {"color": "black", "lw": 2}
-        handles.append(Line2D([], [], ls="-", label="ours (sklearn_em)", **black))
+        for lib, ls in OURS:
+            if any(lib in c for c in rows):
+                label = OURS_LABELS[lib]
+                handles.append(Line2D([], [], ls=ls, label=label, **black))
         handles.append(
             Line2D([], [], ls="--", marker="o", mfc="w", label="sklearn", **black)
         )

@@ -53,9 +53,12 @@ class BayesianGaussianMixture(_BaseMixture):
         Number of variational iterations.
     n_init : int, default=1
         Number of initializations; the one with the largest lower bound is kept.
-    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, \
-            default='kmeans'
-        How the initial responsibilities are drawn (as in scikit-learn).
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data', \
+'multistart'}, default='kmeans'
+        How the initial responsibilities are drawn (as in scikit-learn);
+        ``'multistart'`` (not in scikit-learn) starts from the posteriors of
+        the best maximum-likelihood fit a short-EM search over many starts
+        finds (see :class:`GaussianMixture`).
     weight_concentration_prior_type : {'dirichlet_process', \
             'dirichlet_distribution'}, default='dirichlet_process'
         The prior on the weights: a Dirichlet process (stick-breaking) or a

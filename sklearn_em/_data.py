@@ -319,7 +319,12 @@ class TrainingData:
             1,
             min(chunk_size or default_chunk_size(width, n_components), self.n_samples),
         )
-        self.n_threads = max(1, n_threads(n_jobs, self.n_samples, n_components * q))
+        direct = uses_direct(covariance, self.n_features)
+        compiled = _engine.select(X.dtype, self.n_samples, n_components * q, direct)
+        self.n_threads = max(
+            1,
+            n_threads(n_jobs, self.n_samples, n_components * q, compiled is not None),
+        )
         if self.has_missing and n_jobs is None:
             # The missing-value kernel is many small numpy calls that hold the
             # GIL: on 2 cores, 2 threads took 325 ms against 209 ms for one
@@ -329,14 +334,13 @@ class TrainingData:
         spread = self.n_features * self.variance_scale
         # Training rows are checked once for overflowing squares (above);
         # new rows for inference are guarded chunk by chunk.
-        direct = uses_direct(covariance, self.n_features)
         self.dense = DenseKernel(
             *shape,
             self.center,
             spread,
             self.chunk_size,
             guarded=not training if guarded is None else guarded,
-            compiled=_engine.select(X.dtype, self.n_samples, n_components * q, direct),
+            compiled=compiled,
         )
         self.missing = MissingKernel(self.dense) if self.has_missing else None
         self._workspaces: list = []

@@ -3,9 +3,11 @@
 The compiled kernels (:mod:`._numba_kernels`) need numba, and numba has two
 fixed costs that a fit must never pay where it would not win them back:
 
-* importing numba and loading the kernels from numba's disk cache takes ~1.4 s
-  in a fresh process (1.2 s of it is ``import numba``);
-* compiling them, once per machine and signature, takes seconds more.
+* importing numba and loading the kernels from numba's disk cache takes
+  0.4 s in a fresh process (0.2 s of it ``import numba``, 1.2 s when numba's
+  files are not in the OS cache);
+* compiling them, once per machine, takes 4.4 s
+  (``benchmarks/bench_engine_load.py``).
 
 So the engine is chosen per data source, by these rules:
 
@@ -53,8 +55,8 @@ MAX_FEATURE_PRODUCTS = 1200
 
 # Rows x (k * q) per E-step from which 'auto' starts loading the compiled
 # kernel in the background: 1e7 is a ~10 ms numpy E-step (5.5e5 rows of 2-D
-# data, k=3, full), where the kernel saves ~5 ms per iteration, so the ~1.5 s
-# of one core that loading costs is repaid within a few hundred iterations;
+# data, k=3, full), where the kernel saves ~5 ms per iteration, so the ~0.4 s
+# of one core that loading costs is repaid within about a hundred iterations;
 # a process that never fits anything that large never imports numba.
 WARM_UP_WORK = 1e7
 
@@ -175,6 +177,16 @@ def _warm_up(dtype) -> None:
             target=_load, args=(dtype,), name="sklearn_em-compile", daemon=True
         )
         _warming.start()
+
+
+def preload(dtype=np.float64) -> None:
+    """Load the compiled kernels for ``dtype`` now, where the engine setting
+    may use them (numba installed, engine not ``'numpy'``), and wait for any
+    background load: afterwards no fit starts one (tests that trace memory
+    allocations need that)."""
+    if get_config()["engine"] != "numpy" and numba_installed():
+        _load(dtype)
+    wait_for_warm_up()
 
 
 def wait_for_warm_up() -> None:

@@ -10,6 +10,7 @@ from numbers import Integral, Real
 from time import perf_counter
 
 import numpy as np
+from sklearn import get_config
 from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
@@ -51,7 +52,9 @@ _SHARED_CONSTRAINTS: dict = {
     "reg_covar": [Interval(Real, 0.0, None, closed="left")],
     "max_iter": [Interval(Integral, 0, None, closed="left")],
     "n_init": [Interval(Integral, 1, None, closed="left")],
-    "init_params": [StrOptions({"kmeans", "random", "random_from_data", "k-means++"})],
+    "init_params": [
+        StrOptions({"kmeans", "random", "random_from_data", "k-means++", "multistart"})
+    ],
     "random_state": ["random_state"],
     "warm_start": ["boolean"],
     "verbose": ["verbose"],
@@ -136,6 +139,12 @@ class _BaseMixture(_CallbackSupport, ClusterMixin, BaseEstimator):
             # Weights are checked and scaled in the Dask source's first pass.
             X, sample_weight = check_dask_input(self, X, sample_weight, reset=True)
             log_scale = 0.0
+        elif _is_array_api(X):
+            from ._array_api import check_array_api_input
+
+            X, sample_weight, log_scale = check_array_api_input(
+                self, X, sample_weight, reset=True
+            )
         else:
             X = validate_data(
                 self,
@@ -155,6 +164,11 @@ class _BaseMixture(_CallbackSupport, ClusterMixin, BaseEstimator):
         try:
             with single_threaded_blas():
                 labels = self._fit(X, sample_weight, log_scale)
+            if _is_array_api(X):
+                from ._array_api import move_fitted
+
+                # Fitted on the host (the tiny M-step); kept where X lives.
+                move_fitted(self, X)
         finally:
             self._close_progress()
         self._callbacks_end()
@@ -213,6 +227,12 @@ class _BaseMixture(_CallbackSupport, ClusterMixin, BaseEstimator):
                 if len(x):
                     self.partial_fit(x, sample_weight=w)
             return self
+        if _is_array_api(X):
+            raise TypeError(
+                "partial_fit takes numpy (or Dask) batches; array-API input is "
+                "supported by fit, predict, predict_proba, score_samples, score "
+                "and sample. Pass a numpy copy of the batch."
+            )
         first = not hasattr(self, "means_")
         X = validate_data(
             self,
@@ -254,6 +274,18 @@ class _BaseMixture(_CallbackSupport, ClusterMixin, BaseEstimator):
             )
 
     def _source(self, X, sample_weight, covariance, center=None, training=True):
+        if _is_array_api(X):
+            from ._array_api import ArrayAPIData
+
+            return ArrayAPIData(
+                X,
+                sample_weight,
+                covariance,
+                self.n_components,
+                chunk_size=self.chunk_size,
+                center=center,
+                training=training,
+            )
         if _is_dask(X):
             from ._dask import DaskData
 
@@ -285,6 +317,12 @@ class _BaseMixture(_CallbackSupport, ClusterMixin, BaseEstimator):
     # -- the model value <-> attributes --
     def _set_fitted(self, model: Mixture, dtype) -> None:
         self._fitted_covariance_type = model.covariance.name
+        if not isinstance(dtype, np.dtype):
+            from ._array_api import host_dtype
+
+            # An array-API input's dtype: the attributes are made in its numpy
+            # twin, then moved to X's namespace (see fit_predict).
+            dtype = host_dtype(dtype)
         covariances = model.covariance_array()
         largest = max(np.abs(a).max() for a in (model.means, covariances))
         if largest > np.finfo(dtype).max:
@@ -310,6 +348,11 @@ class _BaseMixture(_CallbackSupport, ClusterMixin, BaseEstimator):
         """The fitted attributes as a model value, with the fitted covariance type."""
 
         def cast(a):
+            if not isinstance(a, np.ndarray):
+                from ._array_api import to_numpy
+
+                # Attributes of an array-API fit: the model is a host value.
+                a = to_numpy(a)
             return a if dtype is None else np.asarray(a, dtype=dtype)
 
         return Mixture(
@@ -334,6 +377,20 @@ class _BaseMixture(_CallbackSupport, ClusterMixin, BaseEstimator):
 
             X, _ = check_dask_input(self, X, reset=False)
             data = DaskData(
+                X,
+                None,
+                model.covariance,
+                model.n_components,
+                chunk_size=self.chunk_size,
+                center=center,
+                training=False,
+            )
+            return data, model
+        if _is_array_api(X):
+            from ._array_api import ArrayAPIData, check_array_api_input
+
+            X, _, _ = check_array_api_input(self, X, reset=False)
+            data = ArrayAPIData(
                 X,
                 None,
                 model.covariance,
@@ -430,6 +487,10 @@ class _BaseMixture(_CallbackSupport, ClusterMixin, BaseEstimator):
         log_likelihood : float
             (Weighted) mean of :meth:`score_samples`; higher is better.
         """
+        if _is_array_api(X):
+            from ._array_api import weighted_mean
+
+            return weighted_mean(self.score_samples(X), sample_weight)
         log_prob = self.score_samples(X).astype(np.float64)
         if _is_dask(log_prob):
             from ._dask import weighted_mean
@@ -527,9 +588,16 @@ class _BaseMixture(_CallbackSupport, ClusterMixin, BaseEstimator):
                 "requires at least one sample."
             )
         # The attributes as they are (float32 stays float32), as scikit-learn.
-        return self._fitted_model(dtype=None).sample(
+        X, y = self._fitted_model(dtype=None).sample(
             check_random_state(self.random_state), n_samples
         )
+        if not isinstance(self.means_, np.ndarray):
+            from ._array_api import move_like
+
+            # Drawn on the host (the draws of scikit-learn's numpy sampler);
+            # returned where the fitted attributes live.
+            return move_like(X, self.means_), move_like(y, self.means_)
+        return X, y
 
     # -- progress: verbosity as in scikit-learn, a progress bar, callbacks --
     def _callbacks_begin(self, X, n_init):
@@ -646,9 +714,16 @@ class GaussianMixture(_BaseMixture):
         Number of EM iterations to perform.
     n_init : int, default=1
         Number of initializations; the best result is kept.
-    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, \
-            default='kmeans'
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data', \
+'multistart'}, default='kmeans'
         How the initial responsibilities are drawn (as in scikit-learn).
+        ``'multistart'`` (not in scikit-learn) searches for a better optimum
+        instead: short EM runs from about twenty varied starts (k-means,
+        k-means++ on the rows and on the whitened rows, Ward's agglomeration),
+        the best few continued to convergence (Biernacki, Celeux & Govaert
+        2003); the fit continues from the best. On a sample of at most 20 000
+        rows for larger data. Each of ``n_init`` initializations runs its own
+        search.
     weights_init : array-like of shape (n_components,), default=None
         Initial weights.
     means_init : array-like of shape (n_components, n_features), default=None
@@ -957,7 +1032,9 @@ class GaussianMixture(_BaseMixture):
         out = {"weights_init": None, "means_init": None, "precisions_init": None}
         if self.weights_init is not None:
             weights = check_array(
-                self.weights_init, dtype=[np.float64, np.float32], ensure_2d=False
+                _on_host(self.weights_init),
+                dtype=[np.float64, np.float32],
+                ensure_2d=False,
             )
             _check_shape(weights, (k,), "weights")
             if np.any(weights < 0.0) or np.any(weights > 1.0):
@@ -974,14 +1051,16 @@ class GaussianMixture(_BaseMixture):
             out["weights_init"] = weights
         if self.means_init is not None:
             means = check_array(
-                self.means_init, dtype=[np.float64, np.float32], ensure_2d=False
+                _on_host(self.means_init),
+                dtype=[np.float64, np.float32],
+                ensure_2d=False,
             )
             _check_shape(means, (k, n_features), "means")
             out["means_init"] = means
         if self.precisions_init is not None:
             shape = covariance.shape(k, n_features)
             precisions = check_array(
-                self.precisions_init,
+                _on_host(self.precisions_init),
                 dtype=[np.float64, np.float32],
                 ensure_2d=False,
                 allow_nd=len(shape) == 3,
@@ -1059,6 +1138,27 @@ def _is_dask(X) -> bool:
     return dask.is_dask_collection(X)
 
 
+def _is_array_api(X) -> bool:
+    """Whether ``X`` goes to the array-API engine: an array of a non-numpy
+    namespace while scikit-learn's ``array_api_dispatch`` is on (numpy input
+    never pays more than an isinstance check)."""
+    if isinstance(X, np.ndarray) or not get_config()["array_api_dispatch"]:
+        return False
+    from ._array_api import is_array_api_input
+
+    return is_array_api_input(X)
+
+
+def _on_host(value):
+    """An initial value given as an array-API array (as scikit-learn's
+    array-API path asks for them), as a host numpy copy; others unchanged."""
+    if value is None or isinstance(value, np.ndarray) or not _is_array_api(value):
+        return value
+    from ._array_api import to_numpy
+
+    return to_numpy(value)
+
+
 def _validate_sample_weight(sample_weight, X):
     """float64 weights, one per row, finite, non-negative and not all zero,
     divided by their maximum, and the log of that maximum.
@@ -1084,7 +1184,7 @@ def _explain_collapse(error, X, reg_covar):
     regularisation."""
     if reg_covar > 0:
         return error
-    if _is_dask(X):
+    if _is_dask(X) or _is_array_api(X):
         # Finding identical rows would take a sort of X: say what to do only.
         X = np.empty((0, X.shape[1]))
     complete = X[~np.isnan(X).any(axis=1)]

@@ -1,8 +1,10 @@
 """Initial parameters: from user values, or from responsibilities drawn like sklearn.
 
-The random draws consume ``random_state`` in the same order and with the same
-calls as ``sklearn.mixture.GaussianMixture``, so for unweighted data a given
-``random_state`` starts both libraries from the same parameters.
+For scikit-learn's four methods the random draws consume ``random_state`` in
+the same order and with the same calls as ``sklearn.mixture.GaussianMixture``,
+so for unweighted data a given ``random_state`` starts both libraries from the
+same parameters. ``'multistart'`` is ours: a search over many starts (see
+:mod:`._optima`).
 """
 
 from __future__ import annotations
@@ -12,22 +14,30 @@ from sklearn.cluster import KMeans, kmeans_plusplus
 
 from ._em import params_from_stats
 from ._model import Mixture
+from ._optima import MULTISTART, multistart_model
 
 
 def initial_assignment(
     source,
     init_params: str,
     random_state: np.random.RandomState,
+    *,
+    reg_covar: float = 1e-6,
 ) -> dict:
     """Responsibilities to start from: ``{'labels': ...}`` or ``{'resp': ...}``.
 
     Labels of -1 mark rows that belong to no component (for the methods that
-    seed each component with a single row). Only the k-means methods need the
-    rows themselves (``source.init_view()``); the others draw from their count
-    and weights alone.
+    seed each component with a single row). Only the k-means methods and
+    ``'multistart'`` need the rows themselves (``source.init_view()``); the
+    others draw from their count and weights alone. ``'multistart'`` gives
+    the posteriors of the best model its search finds, which runs with
+    ``reg_covar``.
     """
     n_samples, n_components = source.n_samples, source.n_components
     sample_weight = source.sample_weight
+    if init_params == MULTISTART:
+        model = multistart_model(source, random_state=random_state, reg_covar=reg_covar)
+        return {"resp": source.responsibilities(model)}
     if init_params == "kmeans":
         kmeans = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
         labels = kmeans.fit(source.init_view(), sample_weight=sample_weight).labels_
@@ -69,7 +79,13 @@ def initial_model(
     """
     covariance = source.covariance
     drawn = None
-    if weights_init is None or means_init is None or precisions_init is None:
+    if init_params == MULTISTART and (
+        weights_init is None or means_init is None or precisions_init is None
+    ):
+        # The search's model itself: an M-step from its posteriors would
+        # only be one more EM iteration.
+        drawn = multistart_model(source, random_state=random_state, reg_covar=reg_covar)
+    elif weights_init is None or means_init is None or precisions_init is None:
         assignment = initial_assignment(source, init_params, random_state)
         drawn = params_from_stats(
             source.stats_given(**assignment), covariance, reg_covar

@@ -243,6 +243,20 @@ def _normalize(lp, m, top, total, log_total):  # pragma: no cover
 
 
 @_jit
+def _weigh(lp, m, w, log_total):  # pragma: no cover - compiled
+    """Multiply the responsibilities ``lp[:, :m]`` by the rows' weights;
+    return the weighted log-likelihood."""
+    k = lp.shape[0]
+    total = 0.0
+    for i in range(m):
+        total += w[i] * log_total[i]
+    for j in range(k):
+        for i in range(m):
+            lp[j, i] *= w[i]
+    return total
+
+
+@_jit
 def stats_rows(  # pragma: no cover - compiled
     x, w, center, w_matrix, kind, moments, f, lp, scratch
 ):
@@ -251,7 +265,6 @@ def stats_rows(  # pragma: no cover - compiled
     weights. ``f`` (q, BLOCK), ``lp`` (k, BLOCK) and ``scratch`` (3, BLOCK)
     are buffers."""
     n = x.shape[0]
-    k = w_matrix.shape[0]
     weighted = w.shape[0] > 0
     log_likelihood = 0.0
     top, total, log_total = scratch[0], scratch[1], scratch[2]
@@ -262,11 +275,7 @@ def stats_rows(  # pragma: no cover - compiled
         _log_densities(f, m, w_matrix, lp)
         _normalize(lp, m, top, total, log_total)
         if weighted:
-            for i in range(m):
-                log_likelihood += w[start + i] * log_total[i]
-            for j in range(k):
-                for i in range(m):
-                    lp[j, i] *= w[start + i]
+            log_likelihood += _weigh(lp, m, w[start:stop], log_total)
         else:
             for i in range(m):
                 log_likelihood += log_total[i]
@@ -285,6 +294,41 @@ def log_prob_rows(x, center, w_matrix, kind, out, f):  # pragma: no cover
 
 
 @_jit
+def _flag_rows(lp, m, flags):  # pragma: no cover - compiled
+    """``flags[:m]``: 0 for a row whose log-densities are all finite, NaN
+    where a square overflowed (NaN or infinite log-densities), for the numpy
+    kernel's guard to redo; returns how many were flagged. (Kernels called
+    from another keep the loops over rows innermost and their arrays apart,
+    so that LLVM vectorises them.)"""
+    k = lp.shape[0]
+    for i in range(m):
+        flags[i] = lp[0, i]
+    for j in range(1, k):
+        for i in range(m):
+            flags[i] += lp[j, i]
+    bad = 0
+    for i in range(m):
+        flags[i] = flags[i] - flags[i]
+        bad += flags[i] != flags[i]
+    return bad
+
+
+@_jit
+def _argmax(lp, m, best, out):  # pragma: no cover - compiled
+    """``out[:m] = lp[:, :m].argmax(axis=0)``: the first maximum, as argmax
+    (a later component takes over only when strictly higher)."""
+    k = lp.shape[0]
+    for i in range(m):
+        best[i] = lp[0, i]
+        out[i] = 0
+    for j in range(1, k):
+        for i in range(m):
+            better = lp[j, i] > best[i]
+            best[i] = lp[j, i] if better else best[i]
+            out[i] = j if better else out[i]
+
+
+@_jit
 def posterior_rows(  # pragma: no cover - compiled
     x, center, w_matrix, kind, resp, log_norm, labels, f, lp, scratch
 ):
@@ -299,7 +343,6 @@ def posterior_rows(  # pragma: no cover - compiled
     count. ``scratch`` is (4, BLOCK).
     """
     n = x.shape[0]
-    k = w_matrix.shape[0]
     want_resp, want_labels = resp.shape[0] > 0, labels.shape[0] > 0
     normalize = want_resp or not want_labels
     top, total, log_total, nan = scratch[0], scratch[1], scratch[2], scratch[3]
@@ -309,23 +352,9 @@ def posterior_rows(  # pragma: no cover - compiled
         m = stop - start
         _features(x, start, stop, center, kind, f)
         _log_densities(f, m, w_matrix, lp)
-        bad = 0
-        for i in range(m):
-            s = 0.0
-            for j in range(k):
-                s += lp[j, i]
-            # 0 for a finite row; NaN where a square overflowed (NaN or
-            # infinite log-densities): the numpy kernel's guard redoes those.
-            nan[i] = s - s
-            bad += nan[i] != nan[i]
-        n_bad += bad
+        n_bad += _flag_rows(lp, m, nan)
         if want_labels:
-            for i in range(m):
-                best, value = 0, lp[0, i]
-                for j in range(1, k):
-                    if lp[j, i] > value:
-                        best, value = j, lp[j, i]
-                labels[start + i] = best
+            _argmax(lp, m, top, labels[start:stop])
         if normalize:
             _normalize(lp, m, top, total, log_total)
             for i in range(m):
@@ -334,7 +363,14 @@ def posterior_rows(  # pragma: no cover - compiled
             for i in range(m):
                 log_norm[start + i] = nan[i]
         if want_resp:
-            for i in range(m):
-                for j in range(k):
-                    resp[start + i, j] = lp[j, i]
+            _store_transposed(lp, m, resp[start:stop])
     return n_bad
+
+
+@_jit
+def _store_transposed(lp, m, out):  # pragma: no cover - compiled
+    """``out[:m] = lp[:, :m].T``."""
+    k = lp.shape[0]
+    for i in range(m):
+        for j in range(k):
+            out[i, j] = lp[j, i]

@@ -59,7 +59,10 @@ class GaussianMixtureIC(ClusterMixin, BaseEstimator):
         picks 2 full components and 1e-4 or less 3 tied ones, as R's mclust
         (benchmarks/bench_selection.py).
     reg_covar, max_iter, n_init, init_params, verbose, chunk_size, n_jobs
-        Passed to every :class:`GaussianMixture` of the grid.
+        Passed to every :class:`GaussianMixture` of the grid. With
+        ``init_params='multistart'`` the search for a good start runs once
+        per number of components, with full covariances, and every type
+        starts from the posteriors of the best model it found.
     progress : bool, default=False
         Show a progress bar (tqdm) over the cells of the grid.
     random_state : int, RandomState instance or None, default=None
@@ -114,7 +117,9 @@ class GaussianMixtureIC(ClusterMixin, BaseEstimator):
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "init_params": [
-            StrOptions({"kmeans", "random", "random_from_data", "k-means++"})
+            StrOptions(
+                {"kmeans", "random", "random_from_data", "k-means++", "multistart"}
+            )
         ],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -342,7 +347,9 @@ class GaussianMixtureIC(ClusterMixin, BaseEstimator):
             data = probe._source(X, sample_weight, get_covariance("full"))
             for _ in range(self.n_init):
                 source = data.initialization_source(random_state)
-                assignment = initial_assignment(source, self.init_params, random_state)
+                assignment = initial_assignment(
+                    source, self.init_params, random_state, reg_covar=self.reg_covar
+                )
                 for t in types:
                     covariance = get_covariance(t)
                     typed = TrainingData(

@@ -21,18 +21,27 @@ from threadpoolctl import ThreadpoolController
 # threads. Measured on 2 cores: 0.9x at 1e5 x 2-D rows, 1.7x at 1e5 x 32-D
 # rows with 16 full components.
 THREADS_MIN_WORK = 5e7
+# The same for the compiled kernel, which has no numpy call overhead per chunk
+# to share between threads: on 2 cores, 1e6 rows of 2-D data with 3 full
+# components (work 1.8e7) took 11.7 ms per iteration on one thread and 7.2 ms
+# on two; 1e5 rows 1.35 and 1.25 ms (benchmarks/bench_fit.py, threads suite).
+THREADS_MIN_WORK_COMPILED = 5e6
 
 
-def n_threads(n_jobs: int | None, n_rows: int, work_per_row: int) -> int:
+def n_threads(
+    n_jobs: int | None, n_rows: int, work_per_row: int, compiled: bool = False
+) -> int:
     """Worker threads for an E-step of ``n_rows`` rows.
 
-    ``work_per_row`` is components times feature rows. joblib's conventions
-    for negative values, but our own threads: not ``joblib.effective_n_jobs``,
-    which assumes processes and warns in a child process.
+    ``work_per_row`` is components times feature rows; ``compiled`` whether
+    the compiled kernel runs it. joblib's conventions for negative values,
+    but our own threads: not ``joblib.effective_n_jobs``, which assumes
+    processes and warns in a child process.
     """
     cores = cpu_count()
     if n_jobs is None:
-        return cores if n_rows * work_per_row >= THREADS_MIN_WORK else 1
+        least = THREADS_MIN_WORK_COMPILED if compiled else THREADS_MIN_WORK
+        return cores if n_rows * work_per_row >= least else 1
     if n_jobs < 0:
         return max(1, cores + 1 + n_jobs)
     return int(n_jobs)

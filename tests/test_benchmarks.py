@@ -99,6 +99,7 @@ def test_perturbed_results_fail_the_gate(quick):
 
 def test_a_library_that_disagrees_fails_the_run(quick, tmp_path, monkeypatch):
     bench_fit = quick[0]
+
     class Skewed(bench_fit.OurGaussianMixture):
         def fit(self, X, y=None, sample_weight=None):
             self.reg_covar = 1e-3

@@ -45,12 +45,29 @@ BLOCK_IDS = [block_id(i, code) for i, code in enumerate(PYTHON_BLOCKS)]
 OPTIONAL_EXTRAS = {"dask": "dask", "distributed": "dask"}
 
 
+def dispatch_unavailable():
+    """Why scikit-learn's array-API dispatch cannot be enabled here, or None
+    (it needs SciPy >= 1.14, which CI's minimum-versions run does not have)."""
+    import sklearn
+
+    try:
+        with sklearn.config_context(array_api_dispatch=True):
+            return None
+    except (ImportError, RuntimeError) as error:
+        return str(error)
+
+
 def run_block(code, name):
     """Execute one block as a script of its own; returns its namespace."""
     for module, extra in OPTIONAL_EXTRAS.items():
         uses = re.search(rf"^\s*(import|from) {module}\b", code, flags=re.MULTILINE)
         if uses and importlib.util.find_spec(module) is None:
             pytest.skip(f"this block needs the '{extra}' extra, not installed here")
+    if "array_api_dispatch=True" in code and dispatch_unavailable():
+        pytest.skip(
+            "this block needs scikit-learn's array-API dispatch, unavailable "
+            f"here: {dispatch_unavailable()}"
+        )
     namespace = {"__name__": "__main__"}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -127,6 +144,12 @@ def check_model_selection(ns):
     assert table.shape == (6, 4) and table.values.min() == ic.criteria_["bic"].min()
 
 
+def check_array_api(ns):
+    assert type(ns["proba"]).__module__.startswith("array_api_strict")
+    assert ns["proba"].shape == (3000, 3)
+    assert ns["gmm"].means_.shape == (3, 2)
+
+
 def check_conversions_and_persistence(ns):
     X, gmm = ns["X"], ns["gmm"]
     for other in (ns["theirs"], ns["back"], ns["loaded"]):
@@ -143,6 +166,7 @@ CHECKS = {
     "bayesian-mixture": check_bayesian_mixture,
     "model-selection": check_model_selection,
     "conversions-and-persistence": check_conversions_and_persistence,
+    "array-api-torch-cuda-or-cpu-cupy-array-api-strict": check_array_api,
 }
 
 
@@ -180,6 +204,6 @@ def test_readme_states_the_expected_estimator_check_failures():
 def test_readme_commands_match_ci():
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
     text = README.read_text(encoding="utf-8")
-    assert 'pip install -e ".[test,dask]" && python -m pytest' in text
+    assert 'pip install -e ".[test,dask,fast]" && python -m pytest' in text
     assert 'pip install -e ".[plot]" && python -m sklearn_em' in text
     assert "python -m pytest" in ci

@@ -1,0 +1,363 @@
+"""``init_params='multistart'``: a search over many starts (``_optima``).
+
+What it promises: it works wherever scikit-learn's starts work (weights,
+missing values, every covariance type, both estimators, ``partial_fit``); it
+is reproducible bit for bit from a ``random_state``, whatever ``n_jobs``; it
+reaches optima that scikit-learn's ``n_init=10`` misses, and with them the
+right model by BIC (scikit-learn issue 34845).
+"""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from _helpers import COVARIANCE_TYPES
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.datasets import make_blobs
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from test_sklearn_checks import EXPECTED_FAILED_CHECKS
+
+from sklearn_em import BayesianGaussianMixture, GaussianMixture, _optima
+from sklearn_em._covariance import get_covariance
+from sklearn_em._data import TrainingData
+from sklearn_em._init import initial_model
+from sklearn_em.datasets import make_three_gaussians
+
+# scikit-learn's gallery "Demonstration of k-means assumptions": blobs
+# stretched by a linear map, the data of scikit-learn issue 34845.
+ANISOTROPIC = np.array([[0.6, -0.6], [-0.4, 0.8]])
+
+
+def anisotropic_blobs(random_state, n_samples=1500):
+    X, y = make_blobs(n_samples=n_samples, random_state=random_state)
+    return X @ ANISOTROPIC, y
+
+
+def fit(X, **params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence in the comparison fits
+        return GaussianMixture(**params).fit(X)
+
+
+def fitted(gmm):
+    return [gmm.weights_, gmm.means_, gmm.covariances_, gmm.precisions_cholesky_]
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    return anisotropic_blobs(0)
+
+
+# -- where scikit-learn's starts work, it works --
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_every_covariance_type_fits_as_well_as_ten_kmeans_starts(covariance_type):
+    X = make_three_gaussians(900, random_state=0)[0]
+    common = dict(n_components=3, covariance_type=covariance_type, random_state=0)
+    gmm = fit(X, init_params="multistart", **common)
+    ten = fit(X, init_params="kmeans", n_init=10, **common)
+    assert gmm.converged_
+    assert gmm.score(X) >= ten.score(X) - 1e-3
+
+
+def test_recovers_the_three_gaussians():
+    X, y = make_three_gaussians(900, random_state=0)[:2]
+    gmm = fit(X, n_components=3, init_params="multistart", random_state=0)
+    # Every true cluster is (almost all) one fitted component.
+    labels = gmm.predict(X)
+    for j in range(3):
+        assert np.bincount(labels[y == j]).max() >= 0.9 * np.sum(y == j)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_sample_weights_reach_the_optimum_of_repeated_rows(covariance_type):
+    X = make_three_gaussians(300, random_state=1)[0]
+    weights = np.random.RandomState(2).randint(0, 4, size=len(X))
+    common = dict(
+        n_components=3,
+        covariance_type=covariance_type,
+        init_params="multistart",
+        random_state=0,
+        tol=1e-8,
+        max_iter=1000,
+    )
+    weighted = GaussianMixture(**common).fit(X, sample_weight=weights)
+    repeated = GaussianMixture(**common).fit(np.repeat(X, weights, axis=0))
+    # Different draws (the rows differ), the same optimum: the weights count.
+    order = np.argsort(weighted.means_[:, 0])
+    other = np.argsort(repeated.means_[:, 0])
+    assert_allclose(weighted.means_[order], repeated.means_[other], atol=1e-5)
+    assert weighted.lower_bound_ == pytest.approx(repeated.lower_bound_, abs=1e-7)
+
+
+def test_the_search_leaves_out_rows_of_zero_weight():
+    X = make_three_gaussians(300, random_state=1)[0]
+    weights = np.ones(len(X))
+    weights[::3] = 0.0
+    source = TrainingData(X, weights, get_covariance("full"), 3)
+    search = _optima.search_source(source, np.random.RandomState(0))
+    assert_array_equal(search.X, X[weights > 0])
+    assert np.all(search.sample_weight == 1.0)
+
+
+@pytest.fixture(scope="module")
+def with_missing():
+    X, y = make_three_gaussians(900, random_state=3)[:2]
+    X = X.copy()
+    X[np.random.RandomState(4).uniform(size=X.shape) < 0.1] = np.nan
+    X[np.isnan(X).all(axis=1), 0] = 0.0  # keep every row with a value
+    return X, y
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_missing_values_fit_as_well_as_ten_kmeans_starts(with_missing, covariance_type):
+    X, _ = with_missing
+    common = dict(n_components=3, covariance_type=covariance_type, random_state=0)
+    gmm = fit(X, init_params="multistart", **common)
+    ten = fit(X, init_params="kmeans", n_init=10, **common)
+    assert gmm.converged_
+    assert gmm.score(X) >= ten.score(X) - 1e-3
+
+
+def test_missing_values_recover_the_three_gaussians(with_missing):
+    X, y = with_missing
+    gmm = fit(X, n_components=3, init_params="multistart", random_state=0)
+    complete = ~np.isnan(X).any(axis=1)
+    labels = gmm.predict(X[complete])
+    for j in range(3):
+        truth = y[complete] == j
+        assert np.bincount(labels[truth]).max() >= 0.9 * truth.sum()
+
+
+def test_bayesian_mixture_starts_from_the_search():
+    X = make_three_gaussians(600, random_state=5)[0]
+    bgm = BayesianGaussianMixture(
+        n_components=5, init_params="multistart", random_state=0, max_iter=500
+    ).fit(X)
+    again = BayesianGaussianMixture(
+        n_components=5, init_params="multistart", random_state=0, max_iter=500
+    ).fit(X)
+    assert np.isfinite(bgm.lower_bound_)
+    assert_array_equal(bgm.means_, again.means_)
+    # The search's start keeps three clearly used components.
+    assert np.sum(bgm.weights_ > 0.1) == 3
+
+
+def test_partial_fit_starts_from_the_search():
+    X = make_three_gaussians(600, random_state=6)[0]
+    gmm = GaussianMixture(3, init_params="multistart", random_state=0)
+    gmm.partial_fit(X)
+    reference = fit(X, n_components=3, init_params="multistart", random_state=0)
+    # One online step from the search's start is already near the fit.
+    order = np.argsort(gmm.means_[:, 0])
+    assert_allclose(
+        gmm.means_[order],
+        reference.means_[np.argsort(reference.means_[:, 0])],
+        atol=0.05,
+    )
+
+
+@parametrize_with_checks(
+    [
+        GaussianMixture(init_params="multistart"),
+        # As in test_sklearn_checks.py: VB needs more iterations on the
+        # checks' random data.
+        BayesianGaussianMixture(init_params="multistart", max_iter=500),
+    ],
+    expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS,
+)
+def test_passes_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+# -- reproducible --
+
+
+def test_same_random_state_gives_bit_identical_fits(blobs):
+    X, _ = blobs
+    first = fit(X, n_components=4, init_params="multistart", random_state=3)
+    second = fit(X, n_components=4, init_params="multistart", random_state=3)
+    for a, b in zip(fitted(first), fitted(second), strict=True):
+        assert_array_equal(a, b)
+
+
+def test_the_start_is_bit_identical_whatever_the_number_of_threads(blobs):
+    X, _ = blobs
+    starts = []
+    for n_jobs in (1, 2):
+        # Small chunks, so that two threads really split the rows.
+        source = TrainingData(
+            X, None, get_covariance("full"), 4, chunk_size=64, n_jobs=n_jobs
+        )
+        assert source.n_threads == n_jobs
+        starts.append(
+            initial_model(
+                source,
+                init_params="multistart",
+                random_state=np.random.RandomState(3),
+                reg_covar=1e-6,
+            )
+        )
+    for name in ("weights", "means", "covariances", "precisions_cholesky"):
+        assert_array_equal(getattr(starts[0], name), getattr(starts[1], name))
+
+
+def test_fits_with_one_or_two_threads_agree_to_rounding(blobs):
+    # The start is the same bit for bit (above); the main EM run then sums
+    # its chunks' statistics in a thread-dependent order, so the fits agree
+    # to rounding, not bit for bit.
+    X, _ = blobs
+    one, two = (
+        fit(
+            X,
+            n_components=4,
+            init_params="multistart",
+            random_state=3,
+            chunk_size=64,
+            n_jobs=n_jobs,
+        )
+        for n_jobs in (1, 2)
+    )
+    assert one.n_iter_ == two.n_iter_
+    for a, b in zip(fitted(one), fitted(two), strict=True):
+        assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_a_large_data_set_is_searched_on_a_bounded_sample(monkeypatch):
+    X = make_three_gaussians(3000, random_state=7)[0]
+    monkeypatch.setattr(_optima, "SEARCH_ROWS", 500)
+    source = TrainingData(X, None, get_covariance("diag"), 3)
+    search = _optima.search_source(source, np.random.RandomState(0))
+    assert search.n_samples == 500
+    assert search.n_threads == 1
+    # Rows of the data, with the whole data's centre.
+    assert np.isin(search.X[:, 0], X[:, 0]).all()
+    assert_array_equal(search.center, source.center)
+    first = fit(X, n_components=3, init_params="multistart", random_state=0)
+    second = fit(X, n_components=3, init_params="multistart", random_state=0)
+    assert first.converged_
+    assert_array_equal(first.means_, second.means_)
+
+
+# -- better optima --
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_at_least_as_good_as_ten_kmeans_starts_on_anisotropic_blobs(
+    blobs, covariance_type
+):
+    X, _ = blobs
+    best_of_ten = SkGaussianMixture(
+        6, covariance_type=covariance_type, n_init=10, random_state=0
+    ).fit(X)
+    ours = fit(
+        X,
+        n_components=6,
+        covariance_type=covariance_type,
+        init_params="multistart",
+        random_state=0,
+    )
+    assert ours.score(X) >= best_of_ten.score(X) - 1e-3
+
+
+def test_bic_picks_the_true_number_of_clusters_where_sklearn_does_not(blobs):
+    # make_blobs(random_state=0) stretched: three clusters, two of them close.
+    # From random_state=0 scikit-learn's k-means start lands the 3-component
+    # fit in a poor optimum, and BIC prefers 2; the search finds the better
+    # optimum, and BIC the truth.
+    X, y = blobs
+    assert len(np.unique(y)) == 3
+    ks = range(1, 7)
+    theirs = [SkGaussianMixture(k, random_state=0).fit(X) for k in ks]
+    ours = [
+        fit(X, n_components=k, init_params="multistart", random_state=0) for k in ks
+    ]
+    assert ks[int(np.argmin([m.bic(X) for m in theirs]))] != 3
+    assert ks[int(np.argmin([m.bic(X) for m in ours]))] == 3
+    assert ours[2].score(X) > theirs[2].score(X) + 0.01
+
+
+def test_model_selection_with_the_search_picks_the_true_number(blobs):
+    """GaussianMixtureIC takes the search too (once per k, shared by the
+    types): on the same data its k-means start picks another k."""
+    from sklearn_em import GaussianMixtureIC
+
+    X, _ = blobs
+    picked = {}
+    for init_params in ("kmeans", "multistart"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence in the grid's fits
+            picked[init_params] = (
+                GaussianMixtureIC(
+                    n_components=range(1, 7),
+                    covariance_type="full",
+                    init_params=init_params,
+                    random_state=0,
+                )
+                .fit(X)
+                .n_components_
+            )
+    assert picked == {"kmeans": 4, "multistart": 3}
+
+
+# -- the benchmark --
+
+
+def test_benchmark_quick_mode_counts_every_case(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_optima.py"
+    spec = importlib.util.spec_from_file_location("_bench_optima", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "optima.json"
+    assert bench.main(["--quick", "--output", str(out)]) == 0
+    result = json.loads(out.read_text(encoding="utf-8"))
+    cases = result["cases"]
+    assert len(cases) == 2 * 4 * 2  # 2 data sets, 4 covariance types, k = 2, 3
+    for method, counts in result["summary"]["per_method"].items():
+        ran = sum(
+            method in case and case[method]["loglik"] is not None for case in cases
+        )
+        assert counts["wins"] + counts["ties"] + counts["losses"] == ran
+    for key in ("cpu_model", "loadavg_before", "loadavg_after", "uptime_before"):
+        assert key in result["environment"]
+
+
+def test_benchmark_summary_counts_wins_ties_losses_and_misses():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_optima.py"
+    spec = importlib.util.spec_from_file_location("_bench_optima", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def case(name, **ll):
+        return {
+            "case": name,
+            **{m: {"loglik": v, "seconds": 1.0} for m, v in ll.items()},
+        }
+
+    methods = ("sklearn_n10", "ours_multistart", "mclust")
+    cases = [
+        # ours wins outright
+        case("a", sklearn_n10=-1.0, ours_multistart=-0.9, mclust=-1.0),
+        # a tie within 1e-3: nobody wins
+        case("b", sklearn_n10=-1.0, ours_multistart=-1.0005, mclust=-1.2),
+        # ours loses to mclust by 0.01: a miss of the target
+        case("c", sklearn_n10=-1.1, ours_multistart=-1.01, mclust=-1.0),
+    ]
+    summary = bench.summarise(cases, methods, tie=1e-3)
+    ours = summary["per_method"]["ours_multistart"]
+    assert (ours["wins"], ours["ties"], ours["losses"]) == (1, 1, 1)
+    assert ours["worst"]["case"] == "c"
+    assert ours["worst"]["below_best"] == pytest.approx(-0.01)
+    sk = summary["per_method"]["sklearn_n10"]
+    assert (sk["wins"], sk["ties"], sk["losses"]) == (0, 1, 2)
+    assert [m["case"] for m in summary["target_misses"]] == ["c"]
+    assert summary["time_ratio_multistart_over_sklearn_n10"]["median"] == 1.0
