@@ -273,41 +273,25 @@ class _BaseMixture(_CallbackSupport, ClusterMixin, BaseEstimator):
                 "parameters, or fit afresh (fit with warm_start=False)."
             )
 
-    def _source(self, X, sample_weight, covariance, center=None, training=True):
+    def _source(
+        self,
+        X,
+        sample_weight,
+        covariance,
+        center=None,
+        training=True,
+        n_components=None,
+    ):
+        """The data source of validated ``X``: in memory, Dask or array API."""
+        options = {"chunk_size": self.chunk_size, "center": center}
         if _is_array_api(X):
-            from ._array_api import ArrayAPIData
-
-            return ArrayAPIData(
-                X,
-                sample_weight,
-                covariance,
-                self.n_components,
-                chunk_size=self.chunk_size,
-                center=center,
-                training=training,
-            )
-        if _is_dask(X):
-            from ._dask import DaskData
-
-            return DaskData(
-                X,
-                sample_weight,
-                covariance,
-                self.n_components,
-                chunk_size=self.chunk_size,
-                center=center,
-                training=training,
-            )
-        return TrainingData(
-            X,
-            sample_weight,
-            covariance,
-            self.n_components,
-            chunk_size=self.chunk_size,
-            n_jobs=self.n_jobs,
-            center=center,
-            training=training,
-        )
+            from ._array_api import ArrayAPIData as source
+        elif _is_dask(X):
+            from ._dask import DaskData as source
+        else:
+            source, options["n_jobs"] = TrainingData, self.n_jobs
+        k = self.n_components if n_components is None else n_components
+        return source(X, sample_weight, covariance, k, training=training, **options)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -373,49 +357,28 @@ class _BaseMixture(_CallbackSupport, ClusterMixin, BaseEstimator):
         model = self._fitted_model()
         center = model.weights @ model.means
         if _is_dask(X):
-            from ._dask import DaskData, check_dask_input
+            from ._dask import check_dask_input
 
             X, _ = check_dask_input(self, X, reset=False)
-            data = DaskData(
-                X,
-                None,
-                model.covariance,
-                model.n_components,
-                chunk_size=self.chunk_size,
-                center=center,
-                training=False,
-            )
-            return data, model
-        if _is_array_api(X):
-            from ._array_api import ArrayAPIData, check_array_api_input
+        elif _is_array_api(X):
+            from ._array_api import check_array_api_input
 
             X, _, _ = check_array_api_input(self, X, reset=False)
-            data = ArrayAPIData(
+        else:
+            X = validate_data(
+                self,
                 X,
-                None,
-                model.covariance,
-                model.n_components,
-                chunk_size=self.chunk_size,
-                center=center,
-                training=False,
+                dtype=[np.float64, np.float32],
+                reset=False,
+                ensure_all_finite="allow-nan",
             )
-            return data, model
-        X = validate_data(
-            self,
-            X,
-            dtype=[np.float64, np.float32],
-            reset=False,
-            ensure_all_finite="allow-nan",
-        )
-        data = TrainingData(
+        data = self._source(
             X,
             None,
             model.covariance,
-            model.n_components,
-            chunk_size=self.chunk_size,
-            n_jobs=self.n_jobs,
             center=center,
             training=False,
+            n_components=model.n_components,
         )
         return data, model
 
