@@ -20,5 +20,10 @@ if os.environ.get("CI"):
 # The Dask engine's module imports Dask at the top; without the 'dask' extra
 # (as in CI's minimum-versions run) its doctests cannot be collected, and the
 # Dask tests skip themselves with that reason.
+collect_ignore = []
 if importlib.util.find_spec("dask") is None:
-    collect_ignore = ["sklearn_em/_dask.py"]
+    collect_ignore.append("sklearn_em/_dask.py")
+# Likewise the compiled kernels without the 'fast' extra (numba); their tests
+# skip themselves with that reason.
+if importlib.util.find_spec("numba") is None:
+    collect_ignore.append("sklearn_em/_numba_kernels.py")
