@@ -126,10 +126,14 @@ def numba_installed() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
+# ``_lock`` is held while kernels compile (seconds); ``_warm_lock`` only
+# while the background thread is looked at, so that no fit ever waits on it.
 _lock = threading.Lock()
+_warm_lock = threading.Lock()
 _kernels: ModuleType | None = None
 _ready: set = set()
 _warming: threading.Thread | None = None
+_failed: list = []
 
 
 def _compile(kernels: ModuleType, dtype) -> None:
@@ -168,13 +172,26 @@ def _load(dtype) -> ModuleType:
         return _kernels
 
 
+def _load_in_background(dtype) -> None:
+    try:
+        _load(dtype)
+    except Exception as error:
+        # A kernel that cannot be built (a numba that does not support this
+        # platform, say) must not break anything: 'auto' stays on numpy, and
+        # engine='numba' will raise the error where it is asked for.
+        _failed.append(error)
+
+
 def _warm_up(dtype) -> None:
     global _warming
-    with _lock:
-        if _warming is not None and _warming.is_alive():
+    with _warm_lock:
+        if _failed or (_warming is not None and _warming.is_alive()):
             return
         _warming = threading.Thread(
-            target=_load, args=(dtype,), name="sklearn_em-compile", daemon=True
+            target=_load_in_background,
+            args=(dtype,),
+            name="sklearn_em-compile",
+            daemon=True,
         )
         _warming.start()
 

@@ -10,6 +10,7 @@ compile, and must touch nothing process-wide.
 import subprocess
 import sys
 import textwrap
+import threading
 
 import numpy as np
 import pytest
@@ -227,6 +228,47 @@ def test_auto_never_waits_for_the_compiler(monkeypatch):
     monkeypatch.setattr(engine, "_ready", {"float64"})
     with config_context(engine="auto"):
         assert engine.select(np.float64, 1_000, 18, direct=False) is kernels
+
+
+def test_auto_does_not_wait_for_a_load_in_progress(monkeypatch):
+    """While the background thread compiles (holding the kernels' lock), a
+    fit that would also start one goes on with numpy at once."""
+    monkeypatch.setattr(engine, "_ready", set())
+    monkeypatch.setattr(engine, "_warming", None)
+    started, chosen = [], []
+    monkeypatch.setattr(engine, "_load_in_background", started.append)
+
+    def fit_starts():
+        with config_context(engine="auto"):
+            chosen.append(engine.select(np.float64, 10**7, 18, direct=False))
+
+    with engine._lock:
+        # In a thread, so that a regression fails here instead of hanging.
+        thread = threading.Thread(target=fit_starts, daemon=True)
+        thread.start()
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "select waited for the compiling thread"
+    engine.wait_for_warm_up()
+    assert chosen == [None]
+    assert started == [np.float64]
+
+
+def test_a_failed_background_load_leaves_auto_on_numpy(monkeypatch):
+    def broken(dtype):
+        raise RuntimeError("no compiler for this platform")
+
+    monkeypatch.setattr(engine, "_ready", set())
+    monkeypatch.setattr(engine, "_warming", None)
+    monkeypatch.setattr(engine, "_failed", [])
+    monkeypatch.setattr(engine, "_load", broken)
+    with config_context(engine="auto"):
+        assert engine.select(np.float64, 10**7, 18, direct=False) is None
+        engine.wait_for_warm_up()
+        assert len(engine._failed) == 1
+        # No second attempt: the failure is remembered.
+        assert engine.select(np.float64, 10**7, 18, direct=False) is None
+        assert engine._warming is not None and not engine._warming.is_alive()
+    assert len(engine._failed) == 1
 
 
 def test_importing_and_small_fits_never_import_numba():
