@@ -607,47 +607,60 @@ class TrainingData:
     def _compiled_posterior(
         self,
         model: Mixture,
+        log_norm: np.ndarray | None = None,
         resp: np.ndarray | None = None,
         labels: np.ndarray | None = None,
-    ) -> np.ndarray | None:
-        """``log p(x)`` (n,) from the compiled kernel, filling ``resp`` and
-        ``labels`` if given; ``None`` where that kernel does not apply (no
-        compiled kernel, missing values, components about their own means).
+    ) -> bool:
+        """Fill the given outputs, ``log p(x)`` (n,), responsibilities (n, k)
+        and labels (n,), from the compiled kernel; ``False`` (nothing done)
+        where that kernel does not apply (no compiled kernel, missing values,
+        components about their own means).
 
         Rows whose squares overflow (far outside the training data) are
-        flagged by the kernel and redone on numpy's guarded path.
+        flagged by the kernel and redone on numpy's guarded path. Nothing but
+        the outputs grows with n.
         """
         kernels = self.dense.compiled
         if kernels is None or self.missing is not None:
-            return None
+            return False
         prep = self.dense.prepare(model)
         if len(prep.local):
-            return None
+            return False
         k, q, block = self.n_components, self.dense.q, kernels.BLOCK
-        log_norm = np.empty(self.n_samples)
         no_resp = np.empty((0, k), dtype=self.X.dtype)
         no_labels = np.empty(0, dtype=np.intp)
+        direct = log_norm is not None and log_norm.dtype == np.float64
 
         def work(ws, first, last):
-            n_bad = 0
+            flagged = []
             for start in range(first, last, self.chunk_size):
                 stop = min(start + self.chunk_size, last)
-                n_bad += kernels.posterior_rows(
+                norm = (
+                    log_norm[start:stop]
+                    if direct
+                    else ws.get("log_norm_chunk", stop - start)
+                )
+                n_bad = kernels.posterior_rows(
                     np.ascontiguousarray(self.X[start:stop]),
                     self.center,
                     prep.w_matrix,
                     self.covariance.feature_layout,
                     no_resp if resp is None else resp[start:stop],
-                    log_norm[start:stop],
+                    norm,
                     no_labels if labels is None else labels[start:stop],
                     ws.get("f_block", q * block).reshape(q, block),
                     ws.get("lp_block", k * block).reshape(k, block),
                     ws.get("scratch_infer", 4 * block).reshape(4, block),
                 )
-            return n_bad
+                if log_norm is not None and not direct:
+                    log_norm[start:stop] = norm
+                if n_bad:
+                    flagged.append(np.flatnonzero(np.isnan(norm)) + start)
+            return flagged
 
-        if sum(self._map_ranges(work)):
-            rows = np.flatnonzero(np.isnan(log_norm))
+        flagged = [rows for part in self._map_ranges(work) for rows in part]
+        if flagged:
+            rows = np.concatenate(flagged)
             log_prob = self.dense.log_prob(
                 self._workspaces[0], np.take(self.X, rows, axis=0), prep
             )[1].copy()
@@ -655,16 +668,17 @@ class TrainingData:
                 best = np.empty(len(rows), dtype=np.intp)
                 argmax_rows(log_prob, best)
                 labels[rows] = best
-            log_norm[rows] = normalize(log_prob)
+            norm = normalize(log_prob)
+            if log_norm is not None:
+                log_norm[rows] = norm
             if resp is not None:
                 resp[rows] = log_prob.T
-        return log_norm
+        return True
 
     def log_prob(self, model: Mixture) -> np.ndarray:
-        log_norm = self._compiled_posterior(model)
-        if log_norm is not None:
-            return log_norm.astype(self.X.dtype, copy=False)
         out = np.empty(self.n_samples, dtype=self.X.dtype)
+        if self._compiled_posterior(model, log_norm=out):
+            return out
         self._posterior(
             model, lambda a, b, rows, r, log_norm: self._put(out, a, b, rows, log_norm)
         )
@@ -672,7 +686,7 @@ class TrainingData:
 
     def responsibilities(self, model: Mixture) -> np.ndarray:
         out = np.empty((self.n_samples, self.n_components), dtype=self.X.dtype)
-        if self._compiled_posterior(model, resp=out) is not None:
+        if self._compiled_posterior(model, resp=out):
             return out
         self._posterior(
             model, lambda a, b, rows, resp, _: self._put(out, a, b, rows, resp.T)
@@ -681,7 +695,7 @@ class TrainingData:
 
     def labels(self, model: Mixture) -> np.ndarray:
         out = np.empty(self.n_samples, dtype=np.intp)
-        if self._compiled_posterior(model, labels=out) is not None:
+        if self._compiled_posterior(model, labels=out):
             return out
 
         def emit(start, stop, rows, log_prob):

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -304,3 +305,22 @@ def test_float32_inference_keeps_the_dtype_and_equals_numpy():
     for a, b in zip(out["numpy"], out["numba"], strict=True):
         assert b.dtype == a.dtype
         assert_allclose(b, a, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "score_samples"])
+def test_inference_holds_nothing_that_grows_with_n_beyond_its_output(method):
+    import tracemalloc
+
+    rng = np.random.RandomState(11)
+    X = random_model("full", n_features=2).sample(rng, 400_000)[0]
+    gm = GaussianMixture(3, random_state=0, max_iter=5, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # max_iter=5: not converged
+        gm.fit(X[:5_000])
+    with config_context(engine="numba"):
+        getattr(gm, method)(X[:1_000])  # buffers and kernels loaded
+        tracemalloc.start()
+        out = getattr(gm, method)(X)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peak < out.nbytes + 2 * 2**20, (peak / 2**20, out.nbytes / 2**20)
