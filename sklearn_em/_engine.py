@@ -41,6 +41,7 @@ import importlib.util
 import os
 import threading
 from contextlib import contextmanager
+from functools import lru_cache
 from types import ModuleType
 
 import numpy as np
@@ -121,8 +122,10 @@ def config_context(*, engine: str | None = None):
             _engine.reset(token)
 
 
+@lru_cache(maxsize=1)
 def numba_installed() -> bool:
-    """Whether the ``fast`` extra (numba) can be imported."""
+    """Whether the ``fast`` extra (numba) can be imported (looked up once:
+    every data source asks, and the lookup touches the file system)."""
     return importlib.util.find_spec("numba") is not None
 
 

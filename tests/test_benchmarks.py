@@ -115,7 +115,9 @@ def test_a_library_that_disagrees_fails_the_run(quick, tmp_path, monkeypatch):
 
 
 def test_plot_results_reads_the_new_json(quick, tmp_path):
-    pytest.importorskip("matplotlib")
+    pytest.importorskip(
+        "matplotlib", reason="plot_results needs matplotlib (test extra)"
+    )
     png = tmp_path / "fit.png"
     assert _load("plot_results").main([str(quick[2]), "--output", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

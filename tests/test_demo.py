@@ -315,7 +315,9 @@ def test_plot_lower_bounds_draws_one_point_per_em_step(fitted):
 
 @needs_matplotlib
 def test_plot_functions_create_pyplot_axes_when_none_are_given(data):
-    plt = pytest.importorskip("matplotlib.pyplot")
+    plt = pytest.importorskip(
+        "matplotlib.pyplot", reason="the figure needs matplotlib (test extra)"
+    )
     gmm = GaussianMixture(random_state=0).fit(data)
     try:
         ax_clusters = plotting.plot_clusters(gmm, data)

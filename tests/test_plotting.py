@@ -22,7 +22,9 @@ from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 from sklearn_em import BayesianGaussianMixture, GaussianMixture, GaussianMixtureIC
 from sklearn_em.datasets import make_three_gaussians
 
-matplotlib = pytest.importorskip("matplotlib")
+matplotlib = pytest.importorskip(
+    "matplotlib", reason="plots need matplotlib (test extra)"
+)
 matplotlib.use("Agg")
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
@@ -72,7 +74,9 @@ def _scattered(ax):
 
 
 def _contours(ax):
-    pytest.importorskip("matplotlib", minversion="3.8")  # ContourSet an artist
+    pytest.importorskip(
+        "matplotlib", minversion="3.8", reason="ContourSet is an artist from 3.8"
+    )
     (contours,) = [c for c in ax.collections if isinstance(c, ContourSet)]
     return contours
 
@@ -189,7 +193,9 @@ def test_an_unfitted_model_raises_not_fitted(plot, data):
 
 
 def test_without_axes_each_function_draws_on_a_new_pyplot_figure(models, data, ic):
-    plt = pytest.importorskip("matplotlib.pyplot")
+    plt = pytest.importorskip(
+        "matplotlib.pyplot", reason="plots need matplotlib (test extra)"
+    )
     gmm = models["GaussianMixture"]
     try:
         axes = [
@@ -309,7 +315,7 @@ def test_min_weight_hides_the_components_a_bayesian_mixture_left_empty(data):
 
 
 def test_feature_names_label_the_axes_and_choose_the_features(iris):
-    pd = pytest.importorskip("pandas")
+    pd = pytest.importorskip("pandas", reason="feature names come from a DataFrame")
     frame = pd.DataFrame(iris, columns=["a", "b", "c", "d"])
     gmm = GaussianMixture(3, random_state=0).fit(frame)
 
@@ -568,7 +574,9 @@ def test_a_single_component_is_certain_everywhere(data):
 
 # -- the gallery -----------------------------------------------------------------------
 def test_the_gallery_script_writes_every_figure(tmp_path, monkeypatch):
-    plt = pytest.importorskip("matplotlib.pyplot")
+    plt = pytest.importorskip(
+        "matplotlib.pyplot", reason="plots need matplotlib (test extra)"
+    )
     monkeypatch.setenv("SKLEARN_EM_FIGURES", str(tmp_path))
     try:
         runpy.run_path(str(GALLERY), run_name="__main__")
