@@ -27,3 +27,6 @@ if importlib.util.find_spec("dask") is None:
 # skip themselves with that reason.
 if importlib.util.find_spec("numba") is None:
     collect_ignore.append("sklearn_em/_numba_kernels.py")
+# The Triton kernels have no doctests, and importing Triton here would fix its
+# mode before tests/test_triton.py can choose the interpreter (no GPU).
+collect_ignore.append("sklearn_em/_triton_kernels.py")

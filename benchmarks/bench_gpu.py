@@ -1,6 +1,10 @@
 """Time ``sklearn_em.GaussianMixture`` on GPU arrays against scikit-learn's
 array-API path on the same arrays, and against the bandwidth floor.
 
+Libraries: ``ours`` (the array-API engine with the fused Triton E-step where it
+applies: torch on CUDA, few features), ``ours_gemm`` (the same engine held to
+its matrix-product form) and ``sklearn`` (scikit-learn's array-API path).
+
 Cases (issue 16's anchors), full covariance:
 
 * ``d2_k3_f64``: d = 2, k = 3, 1e7 rows, float64;
@@ -15,7 +19,9 @@ per EM iteration is ``(t(max_iter=N) - t(max_iter=1)) / (N - 1)`` of
 interleaved repeats, each fit ended by a device synchronisation: validation,
 the start and the final labels pass cancel out. The bandwidth floor is the
 time of one read of ``X`` (``xp.sum(X)``, median of repeats): no E-step can
-take less, since it reads every row once.
+take less, since it reads every row once. Where the fused kernel applies, one
+E-step call alone (parameters to the device, the launch, the sum of the
+programs' partial sums and its copy to the host) is timed too.
 
 Checks (exit status 1): ``n_iter_`` is ``N``; our lower bound agrees with
 scikit-learn's array-API path (``--rtol``, relative: 1e-8 in float64, 1e-4
@@ -38,10 +44,12 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 # scikit-learn's dispatch wants SciPy's array-API mode, read at SciPy's import.
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
@@ -54,6 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as h
 
 from sklearn_em import GaussianMixture as OurGaussianMixture
+from sklearn_em import _array_api
 from sklearn_em._array_api import to_numpy
 
 CASES = {
@@ -65,7 +74,7 @@ DEFAULTS = {
     "cases": list(CASES), "device": "cuda", "namespace": "torch",
     "sizes": {"d2_k3_f64": 10**7, "d2_k3_f32": 10**8, "d32_k16_f64": 10**5},
     "n_iter": 10, "repeats": 3, "rtol": None, "threads": None,
-    "cpu_max_rows": 10**7, "libraries": ["ours", "sklearn"],
+    "cpu_max_rows": 10**7, "libraries": ["ours", "ours_gemm", "sklearn"],
     "speedup_targets": {"d2_k3_f64": 20.0, "d2_k3_f32": 20.0, "d32_k16_f64": 5.0},
     "floor_target": 3.0,
 }  # fmt: skip
@@ -74,7 +83,19 @@ QUICK = {
     "n_iter": 3, "repeats": 1, "cpu_max_rows": 20_000,
 }  # fmt: skip
 HOST_SAMPLE = 100_000
-CLASSES = {"ours": OurGaussianMixture, "sklearn": SkGaussianMixture}
+CLASSES = {
+    "ours": OurGaussianMixture,
+    "ours_gemm": OurGaussianMixture,
+    "sklearn": SkGaussianMixture,
+}
+
+
+def engine(lib):
+    """The context a library's fits run in: ``ours_gemm`` never takes the
+    fused kernel."""
+    if lib == "ours_gemm":
+        return mock.patch.object(_array_api, "_fused_wanted", lambda X: False)
+    return contextlib.nullcontext()
 
 
 def namespace_of(cfg):
@@ -185,6 +206,35 @@ def time_floor(xp, X, sync, repeats):
     return h.median(times[1:])
 
 
+def time_fused_call(X, fitted, repeats):
+    """Median ms of one fused E-step call at ``fitted``'s parameters, or None
+    where the fused kernel does not apply to ``X``."""
+    from sklearn_em._covariance import get_covariance
+    from sklearn_em._model import Mixture
+
+    covariance = get_covariance("full")
+    with sklearn.config_context(array_api_dispatch=True):
+        source = _array_api.ArrayAPIData(
+            X, None, covariance, int(fitted.weights_.shape[0])
+        )
+    if source._fused is None:
+        return None
+    model = Mixture(
+        *(
+            to_numpy(getattr(fitted, name)).astype(np.float64)
+            for name in ("weights_", "means_", "covariances_", "precisions_cholesky_")
+        ),
+        covariance,
+    )
+    w_matrix = source.kernel.prepare(model).w_matrix
+    times = []
+    for _ in range(repeats + 1):  # the first may load the compiled kernel
+        t0 = time.perf_counter()
+        source._fused(w_matrix)  # ends with a copy to the host: synchronised
+        times.append(time.perf_counter() - t0)
+    return 1e3 * h.median(times[1:])
+
+
 def measure_case(name, cfg):
     spec = CASES[name]
     n, n_iter, seed = cfg["sizes"][name], cfg["n_iter"], cfg["seed"]
@@ -195,7 +245,7 @@ def measure_case(name, cfg):
     init = h.same_start(host_sample(X, seed), "full", spec["n_components"], seed)
 
     def fit(lib, iters):
-        with sklearn.config_context(array_api_dispatch=True):
+        with sklearn.config_context(array_api_dispatch=True), engine(lib):
             est = estimator(lib, init, iters, seed, X).fit(X)
         sync()
         return est
@@ -208,11 +258,15 @@ def measure_case(name, cfg):
     }
     times, fitted, errors = h.interleaved(calls, cfg["repeats"])
     floor = time_floor(xp, X, sync, cfg["repeats"])
+    fused_ms = None
+    if "ours" in libs and fitted.get(("ours", n_iter)) is not None:
+        fused_ms = time_fused_call(X, fitted["ours", n_iter], 5 * cfg["repeats"])
     item = 4 if spec["dtype"] == "float32" else 8
     case = {
         "case": name, "n": n, **spec, "n_iter_expected": n_iter, "errors": errors,
         "floor_ms": 1e3 * floor, "bytes_of_X": n * spec["n_features"] * item,
         "floor_gb_per_s": n * spec["n_features"] * item / floor / 1e9,
+        "fused_call_ms": fused_ms,
     }  # fmt: skip
     for lib in libs:
         t1, tn = times[lib, 1], times[lib, n_iter]
@@ -225,10 +279,18 @@ def measure_case(name, cfg):
             "lower_bound": None if est is None else lower_bound(est),
         }
     ours, theirs = case["ours"], case.get("sklearn", {})
+    gemm = case.get("ours_gemm", {})
     case["speedup_vs_sklearn"] = h.ratio(
         theirs.get("median_ms_per_iter"), ours["median_ms_per_iter"]
     )
+    case["gemm_speedup_vs_sklearn"] = h.ratio(
+        theirs.get("median_ms_per_iter"), gemm.get("median_ms_per_iter")
+    )
     case["ours_over_floor"] = h.ratio(ours["median_ms_per_iter"], case["floor_ms"])
+    if gemm.get("lower_bound") is not None and ours["lower_bound"] is not None:
+        case["lower_bound_rel_diff_gemm"] = h.relative_difference(
+            ours["lower_bound"], gemm["lower_bound"]
+        )
     if theirs.get("lower_bound") is not None and ours["lower_bound"] is not None:
         case["lower_bound_rel_diff_sklearn"] = h.relative_difference(
             ours["lower_bound"], theirs["lower_bound"]
@@ -258,7 +320,11 @@ def gate(cases, cfg):
             got = c[lib]["n_iter"]
             if got is not None and got != c["n_iter_expected"]:
                 failures.append(f"{name}: {lib} ran {got} iterations")
-        for key in ("lower_bound_rel_diff_sklearn", "lower_bound_rel_diff_sklearn_cpu"):
+        for key in (
+            "lower_bound_rel_diff_sklearn",
+            "lower_bound_rel_diff_sklearn_cpu",
+            "lower_bound_rel_diff_gemm",
+        ):
             diff = c.get(key)
             if diff is not None and not diff <= rtol:
                 failures.append(f"{name}: {key} = {diff:.3g} > {rtol:g}")
@@ -289,16 +355,20 @@ def measure(cfg):
 
 def report(results, cfg):
     header = [
-        "<case", "rows", "ours ms/iter", "sklearn xp ms/iter", "speed-up",
-        "floor ms", "ours / floor", "LB rel diff (xp)", "LB rel diff (CPU)",
+        "<case", "rows", "ours ms/iter", "ours GEMM ms/iter", "sklearn xp ms/iter",
+        "speed-up", "GEMM speed-up", "fused call ms", "floor ms", "ours / floor",
+        "LB rel diff (xp)", "LB rel diff (CPU)",
     ]  # fmt: skip
     rows = [
         [
             c["case"],
             f"{c['n']:.0e}",
             h.fmt(c["ours"]["median_ms_per_iter"], ".3g"),
+            h.fmt(c.get("ours_gemm", {}).get("median_ms_per_iter"), ".3g"),
             h.fmt(c.get("sklearn", {}).get("median_ms_per_iter"), ".3g"),
             h.fmt(c["speedup_vs_sklearn"], "x"),
+            h.fmt(c["gemm_speedup_vs_sklearn"], "x"),
+            h.fmt(c["fused_call_ms"], ".3g"),
             h.fmt(c["floor_ms"], ".3g"),
             h.fmt(c["ours_over_floor"], "x"),
             h.fmt(c.get("lower_bound_rel_diff_sklearn"), ".1e"),

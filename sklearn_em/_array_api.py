@@ -30,12 +30,18 @@ of at most :data:`INIT_SAMPLE_ROWS` rows (all of them when there are no more,
 and then they start exactly as the numpy path). Inference returns arrays in
 the input's namespace and on its device.
 
+For torch on CUDA with few features, training statistics come from the fused
+Triton kernel of :mod:`._triton_kernels` instead (one read of ``X`` per
+iteration); where it fails to build, the fit warns once and stays on the
+matrix-product form.
+
 Not here yet: missing values (NaN is refused with a clear error), CUDA graphs
-and a fused (Triton) kernel; ``partial_fit`` takes numpy batches only.
+(the M-step runs on the host); ``partial_fit`` takes numpy batches only.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -340,6 +346,15 @@ class ArrayAPIData:
             self._mixing_t = (
                 None if mixing is None else to_device(xp, mixing.T, self.device)
             )
+        # Training statistics of few features on CUDA: the fused kernel.
+        self._fused = None
+        if training and not self.direct and _fused_wanted(X):
+            from . import _triton_kernels as fused
+
+            if fused.eligible(k, len(rows), d):
+                self._fused = fused.FusedEStep(
+                    X, sample_weight, rows, cols, mixing, k, self.center
+                )
 
     # -- the summary pass --
     def _blocks(self):
@@ -505,6 +520,12 @@ class ArrayAPIData:
     # -- the protocol --
     def stats(self, model: Mixture) -> SuffStats:
         """One E-step on the device; the ``(k, q)`` sums come back in float64."""
+        if self._fused is not None:
+            prep = self.kernel.prepare(model)
+            if not len(prep.local):
+                fused = self._fused_stats(prep)
+                if fused is not None:
+                    return fused
         xp, device = self.xp, self.device
         dev = self._on_device(model)
         k, d, q = self.n_components, self.n_features, self.kernel.q
@@ -551,6 +572,26 @@ class ArrayAPIData:
         return SuffStats(
             out, dev.prep.centers, float(log_likelihood), self.total_weight
         )
+
+    def _fused_stats(self, prep: Prepared) -> SuffStats | None:
+        """The fused kernel's statistics; ``None`` (with a warning, once per
+        fit) where it fails to compile or launch on this device and Triton
+        version, after which the matrix-product form serves the fit."""
+        try:
+            moments, log_likelihood = self._fused(prep.w_matrix)
+        except Exception as error:  # any failure to build or launch: fall back
+            if self._fused.calls:
+                raise  # it worked before: a real error, not a missing feature
+            self._fused = None
+            warnings.warn(
+                "The fused Triton E-step failed on this device "
+                f"({type(error).__name__}: {error}); falling back to the "
+                "matrix-product form.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            return None
+        return SuffStats(moments, prep.centers, log_likelihood, self.total_weight)
 
     def _map(self, model: Mixture, what):
         """``what(log_prob)`` per chunk, concatenated in row order."""
@@ -637,6 +678,27 @@ class ArrayAPIData:
             guarded=False,
         )
         return self._init_source
+
+
+def _fused_wanted(X) -> bool:
+    """Whether ``X`` is a torch tensor on a CUDA device and Triton is installed
+    (the fused kernel's conditions; see :mod:`._triton_kernels`)."""
+    device = getattr(X, "device", None)
+    if getattr(device, "type", None) != "cuda" or not _torch_tensor(X):
+        return False
+    return triton_installed()
+
+
+def _torch_tensor(X) -> bool:
+    return array_api_compat.is_torch_array(X)
+
+
+@lru_cache(maxsize=1)
+def triton_installed() -> bool:
+    """Whether Triton can be imported (looked up once per process)."""
+    from importlib.util import find_spec
+
+    return find_spec("triton") is not None
 
 
 def _on_accelerator(device) -> bool:

@@ -1,0 +1,363 @@
+"""A fused E-step for few features on CUDA, in Triton: one read of ``X``.
+
+The array-API engine's E-step (:mod:`._array_api`) forms feature rows and runs
+two matrix products per chunk, which moves each row's ``q`` features through
+device memory several times. For small ``d`` that traffic, and not arithmetic,
+sets the time. This kernel reads each row once and keeps everything else in
+registers:
+
+* feature rows ``g = [1, y, y_a y_b]`` about the fixed centre, every column the
+  product ``u_a u_b`` of two factors that are either a centred feature or 1
+  (the pairs come from :func:`._array_api.second_order_plan`, so the
+  covariance type is known only through the covariance module);
+* log-densities ``g @ W'^T``, log-sum-exp, responsibilities;
+* moments ``R^T g`` and the log-likelihood, summed per program in float64.
+
+Each program walks a contiguous range of rows and writes one row of partial
+sums; the host adds the programs' rows in a fixed order (a device sum of a
+fixed shape), so a fit is reproducible on a given device. All arithmetic is
+in float64, float32 rows are widened as they are read: results equal the
+matrix-product form's to rounding (tested at 1e-12 under Triton's
+interpreter, and on a GPU where there is one).
+
+Only imported where Triton is installed; the engine falls back to the
+matrix-product form everywhere else (see :func:`available`).
+"""
+
+from __future__ import annotations
+
+import linecache
+
+import numpy as np
+import triton
+import triton.language as tl
+
+# Largest (components x feature columns) per row: the kernel is written out
+# term by term, one float64 accumulator per product, all held in registers.
+# ptxas for sm_90 (4 warps, 128 rows per step, weighted): d=2 full, k=3 (18
+# products) ~120 registers, k=6 (36) ~220, k=8 (48) 252-255 without spills;
+# 60 products spill.
+MAX_PRODUCTS = 48
+
+# Programs per multiprocessor: enough resident work to hide memory latency,
+# few enough that the partial sums stay a negligible write.
+PROGRAMS_PER_SM = 8
+
+# Rows per step of a program: one per thread lane at 4 warps.
+BLOCK = 128
+
+
+def default_group(n_products: int, float32_arithmetic: bool) -> int:
+    """Rows each thread loads ahead of its arithmetic, as many as pay and fit
+    in its registers next to ``n_products`` (components x feature columns)
+    sums.
+
+    Measured on an H200 (``benchmarks/bench_fused.py``, d=2, k=3, full): 1e8
+    float32 rows, float32 arithmetic, kernel 1.06 / 0.60 / 0.75 ms with 1 / 4
+    / 8 rows (bandwidth floor 0.20 ms); 1e7 float64 rows, float64
+    arithmetic, 0.223 / 0.228 / 0.236 ms with 1 / 2 / 4 (compute-bound: no
+    gain). ptxas for sm_90, 4 warps, weighted: float32 k=3 (18 products) with
+    4 rows 127 registers, k=8 (48) 255 without spills. With float32
+    arithmetic the group's products are also summed in float32 first: at
+    most 4 terms.
+    """
+    if float32_arithmetic:
+        return 4 if n_products <= 30 else 2
+    return 1
+
+
+def _kernel_source(
+    name: str, d: int, k: int, a, b, weighted: bool, f32: bool, group: int
+):
+    """Source of a kernel for one shape, straight-line code over 1-D row
+    vectors, so that every value of a row stays in one thread's registers and
+    nothing crosses threads until the programs' final sums.
+
+    Column ``c`` of the feature rows is ``u_a * u_b`` with ``u_i = x_i - c_i``
+    and ``u_d = 1``. Each thread loads ``group`` rows before it works on any
+    of them: with one row in flight per thread, memory latency and not
+    arithmetic set the time (measured: 0.94 ms for 1e8 float32 rows on an
+    H200, whose bandwidth floor is 0.2 ms, with ~120 instructions a row).
+    With ``f32`` (float32 data) the per-row arithmetic is float32, and the
+    group's products are summed in float32 before they join each thread's
+    float64 sums (conversions and float64 additions per row cost more than
+    the float32 rows themselves). Sums over more rows are float64 either way.
+    """
+    q = len(a)
+    ty = "tl.float32" if f32 else "tl.float64"
+    partial = f32 and group > 1
+    lines = [
+        f"def {name}(x_ptr, w_ptr, center_ptr, weights_ptr, out_ptr, n, "
+        "stride_row, stride_col, rows_per_program, BLOCK: tl.constexpr):",
+        "    pid = tl.program_id(0)",
+        "    start = pid.to(tl.int64) * rows_per_program",
+    ]
+    add = lines.append
+    for i in range(d):
+        add(f"    c{i} = tl.load(center_ptr + {i}).to({ty})")
+    for j in range(k):
+        for c in range(q):
+            add(f"    w{j}_{c} = tl.load(w_ptr + {j * q + c}).to({ty})")
+            add(f"    m{j}_{c} = tl.zeros((BLOCK,), dtype=tl.float64)")
+    add("    ll = tl.zeros((BLOCK,), dtype=tl.float64)")
+    # Whole groups per program, ranges never overlap: only the last passes n.
+    add(f"    for outer in range(0, rows_per_program, BLOCK * {group}):")
+    for t in range(group):
+        add(f"        rows_{t} = start + outer + {t} * BLOCK + tl.arange(0, BLOCK)")
+        add(f"        live_{t} = rows_{t} < n")
+        add(f"        base_{t} = x_ptr + rows_{t} * stride_row")
+        for i in range(d):
+            add(
+                f"        x{i}_{t} = tl.load(base_{t} + {i} * stride_col, "
+                f"mask=live_{t}, other=0.0)"
+            )
+        if weighted:
+            add(
+                f"        weight_{t} = tl.load(weights_ptr + rows_{t}, "
+                f"mask=live_{t}, other=0.0)"
+            )
+    if partial:
+        for j in range(k):
+            for c in range(q):
+                add(f"        p{j}_{c} = tl.zeros((BLOCK,), dtype=tl.float32)")
+        add("        pl = tl.zeros((BLOCK,), dtype=tl.float32)")
+    sums = "p" if partial else "m"
+    ll = "pl" if partial else "ll"
+    for t in range(group):
+        for i in range(d):
+            add(f"        y{i} = x{i}_{t}.to({ty}) - c{i}")
+        terms = []
+        for c in range(q):
+            factors = [f"y{i}" for i in (a[c], b[c]) if i < d]
+            if not factors:
+                terms.append(None)  # the constant column
+            elif len(factors) == 1:
+                terms.append(factors[0])
+            else:
+                add(f"        g{c} = {factors[0]} * {factors[1]}")
+                terms.append(f"g{c}")
+        for j in range(k):
+            expr = " + ".join(
+                f"w{j}_{c}" if v is None else f"w{j}_{c} * {v}"
+                for c, v in enumerate(terms)
+            )
+            add(f"        lp{j} = {expr}")
+        top = "lp0"
+        for j in range(1, k):
+            top = f"tl.maximum({top}, lp{j})"
+        add(f"        top = {top}")
+        for j in range(k):
+            add(f"        e{j} = tl.exp(lp{j} - top)")
+        add("        total = " + " + ".join(f"e{j}" for j in range(k)))
+        add("        log_norm = tl.log(total) + top")
+        add("        scale = 1.0 / total")
+        if weighted:
+            add(f"        scale = scale * weight_{t}.to({ty})")
+            add(f"        log_norm = log_norm * weight_{t}.to({ty})")
+        add(f"        scale = tl.where(live_{t}, scale, 0.0)")
+        value = f"tl.where(live_{t}, log_norm, 0.0)"
+        add(f"        {ll} += {value if partial else value + '.to(tl.float64)'}")
+        for j in range(k):
+            add(f"        r{j} = e{j} * scale")
+            for c, v in enumerate(terms):
+                product = f"r{j}" if v is None else f"r{j} * {v}"
+                if not partial:
+                    product = f"({product}).to(tl.float64)"
+                add(f"        {sums}{j}_{c} += {product}")
+    if partial:
+        for j in range(k):
+            for c in range(q):
+                add(f"        m{j}_{c} += p{j}_{c}.to(tl.float64)")
+        add("        ll += pl.to(tl.float64)")
+    add(f"    out = out_ptr + pid * {k * q + 1}")
+    for j in range(k):
+        for c in range(q):
+            add(f"    tl.store(out + {j * q + c}, tl.sum(m{j}_{c}, axis=0))")
+    add(f"    tl.store(out + {k * q}, tl.sum(ll, axis=0))")
+    return "\n".join(lines) + "\n"
+
+
+_KERNELS: dict = {}
+
+
+def kernel_for(d: int, k: int, a, b, weighted: bool, f32: bool, group: int = 1):
+    """The jitted kernel of one shape, written and decorated once per process.
+
+    Triton reads a kernel's source with :func:`inspect.getsource`; the
+    generated source is registered with :mod:`linecache` under a name of its
+    own, as for any code without a file.
+    """
+    key = (
+        d, k, tuple(int(i) for i in a), tuple(int(i) for i in b), weighted, f32, group
+    )  # fmt: skip
+    kernel = _KERNELS.get(key)
+    if kernel is None:
+        name = f"_estep_{len(_KERNELS)}"
+        source = _kernel_source(name, d, k, a, b, weighted, f32, group)
+        filename = f"<sklearn_em fused E-step {name} {key}>"
+        linecache.cache[filename] = (
+            len(source),
+            None,
+            source.splitlines(True),
+            filename,
+        )
+        namespace = {"tl": tl, "triton": triton}
+        exec(compile(source, filename, "exec"), namespace)
+        kernel = _KERNELS[key] = triton.jit(namespace[name])
+    return kernel
+
+
+def eligible(n_components: int, n_pairs: int, n_features: int) -> bool:
+    """Whether the kernel of this shape stays within its register budget."""
+    return n_components * (1 + n_features + n_pairs) <= MAX_PRODUCTS
+
+
+class FusedEStep:
+    """The fused kernel for one data set's shape, launched once per E-step.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n_samples, n_features)
+        float32 or float64 rows on a CUDA device (or on the CPU under Triton's
+        interpreter, ``TRITON_INTERPRET=1``, for tests).
+    sample_weight : torch.Tensor of shape (n_samples,) or None
+        float64 weights on ``X``'s device.
+    rows, cols : ndarray of int
+        The pairs whose products are the second-order columns (see
+        :func:`._array_api.second_order_plan`).
+    mixing : ndarray of shape (n_second, n_pairs) or None
+        Maps pair products to the covariance type's second-order features
+        (``None``: the identity).
+    n_components : int
+    center : ndarray of shape (n_features,)
+    programs : int or None
+        Programs in the launch; by default :data:`PROGRAMS_PER_SM` per
+        multiprocessor (a fixed number per device, so results repeat).
+    block : int
+        Rows per step of a program (a power of 2).
+    num_warps : int
+        Warps per program.
+    float32_arithmetic : bool or None
+        Per-row arithmetic in float32 (sums over rows stay float64). By
+        default for float32 data only.
+    group : int or None
+        Rows each thread loads at once (by default :func:`default_group`).
+    """
+
+    def __init__(
+        self,
+        X,
+        sample_weight,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        mixing: np.ndarray | None,
+        n_components: int,
+        center: np.ndarray,
+        *,
+        programs: int | None = None,
+        block: int = BLOCK,
+        num_warps: int = 4,
+        float32_arithmetic: bool | None = None,
+        group: int | None = None,
+    ):
+        import torch
+
+        self.torch = torch
+        self.X = X
+        self.sample_weight = sample_weight
+        n, d = (int(s) for s in X.shape)
+        self.n, self.d, self.k = n, d, n_components
+        self.mixing = mixing
+        self.q_raw = 1 + d + len(rows)
+        # Factor indices of each feature column; d stands for the constant 1.
+        a = np.full(self.q_raw, d, dtype=np.int64)
+        b = np.full(self.q_raw, d, dtype=np.int64)
+        a[1 : d + 1] = np.arange(d)
+        a[d + 1 :] = rows
+        b[d + 1 :] = cols
+        if float32_arithmetic is None:
+            float32_arithmetic = X.dtype == torch.float32
+        self.float32_arithmetic = bool(float32_arithmetic)
+        if group is None:
+            group = default_group(n_components * self.q_raw, self.float32_arithmetic)
+        self.group = int(group)
+        self.kernel = kernel_for(
+            d,
+            n_components,
+            a,
+            b,
+            sample_weight is not None,
+            self.float32_arithmetic,
+            self.group,
+        )
+        device = X.device
+        self._center = torch.as_tensor(
+            np.asarray(center, dtype=np.float64), device=device
+        )
+        self.block = int(block)
+        self.num_warps = int(num_warps)
+        self.calls = 0
+        if programs is None:
+            if device.type == "cuda":
+                sms = torch.cuda.get_device_properties(device).multi_processor_count
+                programs = PROGRAMS_PER_SM * sms
+            else:
+                programs = 4
+        step = self.block * self.group
+        steps = triton.cdiv(n, step)
+        self.programs = max(1, min(int(programs), steps))
+        # Whole steps per program, so no program's range splits a step.
+        self.rows_per_program = step * triton.cdiv(steps, self.programs)
+        self.programs = triton.cdiv(n, self.rows_per_program)
+        self._w = torch.zeros(
+            (n_components, self.q_raw), dtype=torch.float64, device=device
+        )
+        self._out = torch.empty(
+            (self.programs, n_components * self.q_raw + 1),
+            dtype=torch.float64,
+            device=device,
+        )
+
+    def weights_of(self, w_matrix: np.ndarray) -> np.ndarray:
+        """The kernel's ``(k, q_raw)`` log-density weights: the second-order
+        block acts on pair products through ``mixing``."""
+        d = self.d
+        if self.mixing is None:
+            return w_matrix
+        return np.hstack([w_matrix[:, : d + 1], w_matrix[:, d + 1 :] @ self.mixing])
+
+    def moments_of(self, raw: np.ndarray) -> np.ndarray:
+        """``(k, q)`` moments in the covariance type's features from the
+        kernel's moments over pair products."""
+        d = self.d
+        if self.mixing is None:
+            return raw
+        return np.hstack([raw[:, : d + 1], raw[:, d + 1 :] @ self.mixing.T])
+
+    def __call__(self, w_matrix: np.ndarray) -> tuple[np.ndarray, float]:
+        """Moments ``(k, q)`` and the (weighted) log-likelihood of one E-step."""
+        self.launch(w_matrix)
+        sums = self._out.sum(dim=0).cpu().numpy()
+        self.calls += 1
+        raw = sums[:-1].reshape(self.k, self.q_raw)
+        return self.moments_of(raw), float(sums[-1])
+
+    def launch(self, w_matrix: np.ndarray) -> None:
+        """Send the weights and launch the kernel: each program's partial
+        sums land in a row of ``self._out`` (asynchronously on a GPU)."""
+        w = np.ascontiguousarray(self.weights_of(w_matrix), dtype=np.float64)
+        self._w.copy_(self.torch.from_numpy(w))
+        weights = self.sample_weight
+        self.kernel[(self.programs,)](
+            self.X,
+            self._w,
+            self._center,
+            self.X if weights is None else weights,
+            self._out,
+            self.n,
+            self.X.stride(0),
+            self.X.stride(1),
+            self.rows_per_program,
+            BLOCK=self.block,
+            num_warps=self.num_warps,
+        )

@@ -1,0 +1,289 @@
+"""The fused Triton E-step (:mod:`sklearn_em._triton_kernels`): the same
+statistics and the same fits as the matrix-product form.
+
+On a machine without a GPU the kernel runs under Triton's interpreter
+(``TRITON_INTERPRET=1``) on torch CPU tensors, which executes the kernel's own
+code with numpy; on a CUDA device the ``gpu`` tests run it compiled.
+"""
+
+import importlib
+import os
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import scipy
+import sklearn
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.fixes import parse_version
+
+if parse_version(scipy.__version__) < parse_version("1.14"):
+    pytest.skip(
+        "scikit-learn's array_api_dispatch needs SciPy >= 1.14 (the "
+        f"minimum-versions run has SciPy {scipy.__version__})",
+        allow_module_level=True,
+    )
+torch = pytest.importorskip(
+    "torch", reason="torch is not installed (no extra installs it; tested where it is)"
+)
+HAS_CUDA = torch.cuda.is_available()
+if not HAS_CUDA:
+    # Triton reads this when it is imported (its own library functions are
+    # compiled or interpreted from then on), so it must come first.
+    if "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1":
+        pytest.skip(
+            "Triton was imported before this module, not under its interpreter, "
+            "and there is no CUDA device to compile for",
+            allow_module_level=True,
+        )
+    os.environ["TRITON_INTERPRET"] = "1"
+pytest.importorskip(
+    "triton", reason="Triton is not installed (the 'gpu' extra installs it)"
+)
+
+from sklearn_em import GaussianMixture  # noqa: E402
+from sklearn_em import _array_api as array_api  # noqa: E402
+from sklearn_em._covariance import get_covariance  # noqa: E402
+from sklearn_em._model import Mixture  # noqa: E402
+
+NO_CUDA = "no CUDA device (torch with CUDA) on this machine"
+MODULE = "sklearn_em._triton_kernels"
+
+
+def _shim_interpreter(monkeypatch):
+    """Triton 3.6's interpreter turns scalar kernel arguments into Python ints
+    with ``int()`` of a one-element array, which NumPy >= 2.4 refuses; read
+    the element instead. Test-only: compiled kernels never run this code."""
+    from triton.runtime import interpreter
+
+    original = interpreter._patch_lang_tensor
+
+    def patched(tensor, scope):
+        original(tensor, scope)
+        scope.set_attr(
+            tensor, "__index__", lambda self: int(self.handle.data.reshape(-1)[0])
+        )
+
+    monkeypatch.setattr(interpreter, "_patch_lang_tensor", patched)
+
+
+@pytest.fixture
+def kernels(monkeypatch):
+    """The kernel module, interpreted on the CPU unless a GPU is present, and
+    the array-API engine told to use it for torch input on any device."""
+    if not HAS_CUDA:
+        _shim_interpreter(monkeypatch)
+    monkeypatch.setattr(
+        array_api, "_fused_wanted", lambda X: array_api._torch_tensor(X)
+    )
+    with sklearn.config_context(array_api_dispatch=True):
+        yield importlib.import_module(MODULE)
+
+
+def _device():
+    return "cuda" if HAS_CUDA else "cpu"
+
+
+def blobs(n, d, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = 5.0 * rng.standard_normal((3, d))
+    X = centres[rng.integers(0, 3, n)] + rng.standard_normal((n, d))
+    return (X + 50.0).astype(dtype)
+
+
+def _model(Xn, covariance_type):
+    # Three iterations: any parameters will do, converged or not.
+    with sklearn.config_context(array_api_dispatch=False), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm = GaussianMixture(
+            3, covariance_type=covariance_type, max_iter=3, random_state=0
+        ).fit(Xn)
+    return Mixture(
+        gm.weights_,
+        gm.means_,
+        gm.covariances_,
+        gm.precisions_cholesky_,
+        get_covariance(covariance_type),
+    )
+
+
+def _fused_and_gemm(kernels, Xn, w, covariance_type, **options):
+    """Statistics of the fused kernel and of the matrix-product form."""
+    d = Xn.shape[1]
+    X = torch.asarray(Xn, device=_device())
+    if w is not None:
+        w = torch.asarray(w / w.max(), device=_device())
+    covariance = get_covariance(covariance_type)
+    model = _model(Xn, covariance_type)
+    fused = array_api.ArrayAPIData(X, w, covariance, 3)
+    assert fused._fused is not None
+    fused._fused = kernels.FusedEStep(
+        X,
+        w,
+        *array_api.second_order_plan(covariance, d),
+        3,
+        fused.center,
+        **options,
+    )
+    gemm = array_api.ArrayAPIData(X, w, covariance, 3)
+    gemm._fused = None
+    return fused.stats(model), gemm.stats(model)
+
+
+@pytest.mark.parametrize("n_features", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_fused_statistics_equal_the_matrix_product_form(
+    kernels, covariance_type, n_features, dtype, weighted
+):
+    # The ragged last block and several programs are exercised: 700 rows in
+    # blocks of 32, four programs.
+    w = np.random.default_rng(1).random(700) if weighted else None
+    got, want = _fused_and_gemm(
+        kernels,
+        blobs(700, n_features, dtype),
+        w,
+        covariance_type,
+        programs=4,
+        block=32,
+        float32_arithmetic=False,
+    )
+    scale = np.abs(want.moments).max()
+    assert np.abs(got.moments - want.moments).max() <= 1e-12 * scale
+    assert got.log_likelihood == pytest.approx(want.log_likelihood, rel=1e-12)
+    assert got.total_weight == want.total_weight
+    np.testing.assert_array_equal(got.centers, want.centers)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_float32_rows_are_computed_in_float32_and_summed_in_float64(
+    kernels, covariance_type, weighted
+):
+    # The default for float32 data: per-row arithmetic in float32 (as
+    # scikit-learn's float32 path), sums over rows in float64, so the
+    # statistics of 5,000 rows stay within float32's rounding of each row.
+    w = np.random.default_rng(2).random(5000) if weighted else None
+    got, want = _fused_and_gemm(
+        kernels, blobs(5000, 2, np.float32), w, covariance_type, block=64
+    )
+    scale = np.abs(want.moments).max(axis=1, keepdims=True)
+    assert np.abs(got.moments - want.moments).max() <= 1e-5 * scale.max()
+    assert np.all(np.abs(got.moments - want.moments) <= 1e-5 * scale)
+    assert got.log_likelihood == pytest.approx(want.log_likelihood, rel=1e-6)
+
+
+def test_a_fit_through_the_fused_kernel_is_the_numpy_fit(kernels, covariance_type):
+    calls = []
+    original = kernels.FusedEStep.__call__
+
+    def counted(self, w_matrix):
+        calls.append(1)
+        return original(self, w_matrix)
+
+    Xn = blobs(500, 2, np.float64, seed=3)
+    params = dict(
+        n_components=3, covariance_type=covariance_type, max_iter=200, random_state=0
+    )
+    with sklearn.config_context(array_api_dispatch=False):
+        want = GaussianMixture(**params).fit(Xn)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(kernels.FusedEStep, "__call__", counted)
+        got = GaussianMixture(**params).fit(torch.asarray(Xn, device=_device()))
+    assert len(calls) == want.n_iter_
+    assert got.n_iter_ == want.n_iter_
+    assert got.lower_bound_ == pytest.approx(want.lower_bound_, rel=1e-12)
+    for name in ("weights_", "means_", "covariances_"):
+        got_value = got.__dict__[name].cpu().numpy()
+        scale = np.abs(want.__dict__[name]).max()
+        assert np.abs(got_value - want.__dict__[name]).max() <= 1e-10 * scale
+
+
+def test_wide_data_keep_the_matrix_product_form(kernels):
+    # 32 features, full: 561 columns per row would not fit in registers.
+    X = torch.asarray(blobs(300, 32, np.float64), device=_device())
+    source = array_api.ArrayAPIData(X, None, get_covariance("full"), 16)
+    assert source._fused is None
+    assert not kernels.eligible(16, 32 * 33 // 2, 32)
+    assert kernels.eligible(3, 3, 2)
+    assert not kernels.eligible(16, 10, 4)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_CUDA, reason=NO_CUDA)
+def test_cuda_fits_of_few_features_take_the_fused_kernel_unasked():
+    # No patching: torch on CUDA with Triton installed is the kernel's case.
+    # Beyond 1e5 rows the array-API engine initialises from a sample, so both
+    # fits are given the same start.
+    Xn = blobs(200_000, 2, np.float64, seed=5)
+    start = _start(Xn)
+    with sklearn.config_context(array_api_dispatch=True):
+        X = torch.asarray(Xn, device="cuda")
+        source = array_api.ArrayAPIData(X, None, get_covariance("full"), 3)
+        assert source._fused is not None
+        got = GaussianMixture(3, random_state=0, **start).fit(X)
+    want = GaussianMixture(3, random_state=0, **start).fit(Xn)
+    assert got.n_iter_ == want.n_iter_
+    assert got.lower_bound_ == pytest.approx(want.lower_bound_, rel=1e-10)
+    np.testing.assert_allclose(got.means_.cpu().numpy(), want.means_, rtol=1e-10)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_CUDA, reason=NO_CUDA)
+def test_float32_cuda_fits_agree_with_numpy_to_float32_rounding():
+    Xn = blobs(200_000, 2, np.float32, seed=6)
+    start = _start(Xn)
+    with sklearn.config_context(array_api_dispatch=True):
+        got = GaussianMixture(3, random_state=0, **start).fit(
+            torch.asarray(Xn, device="cuda")
+        )
+    want = GaussianMixture(3, random_state=0, **start).fit(Xn)
+    assert got.lower_bound_ == pytest.approx(want.lower_bound_, rel=1e-6)
+    np.testing.assert_allclose(got.means_.cpu().numpy(), want.means_, rtol=1e-5)
+
+
+def _start(Xn):
+    """Initial parameters from two numpy EM steps, as estimator arguments."""
+    with sklearn.config_context(array_api_dispatch=False), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm = GaussianMixture(3, max_iter=2, random_state=0).fit(Xn)
+    return {
+        "weights_init": gm.weights_,
+        "means_init": gm.means_,
+        "precisions_init": gm.precisions_,
+    }
+
+
+def test_a_kernel_that_fails_at_first_falls_back_with_a_warning(kernels):
+    # E.g. a Triton too old for this GPU: the fit goes on in the matrix-product
+    # form and says why, once.
+    def broken(self, w_matrix):
+        raise RuntimeError("no kernel for this device")
+
+    Xn = blobs(400, 2, np.float64, seed=4)
+    with sklearn.config_context(array_api_dispatch=False):
+        want = GaussianMixture(3, random_state=0).fit(Xn)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(kernels.FusedEStep, "__call__", broken)
+        with pytest.warns(RuntimeWarning, match="no kernel for this device") as seen:
+            got = GaussianMixture(3, random_state=0).fit(
+                torch.asarray(Xn, device=_device())
+            )
+    assert len(seen) == 1
+    assert got.lower_bound_ == pytest.approx(want.lower_bound_, rel=1e-12)
+
+
+def test_a_kernel_that_worked_and_then_fails_raises(kernels):
+    X = torch.asarray(blobs(300, 2, np.float64), device=_device())
+    covariance = get_covariance("full")
+    source = array_api.ArrayAPIData(X, None, covariance, 3)
+    model = _model(blobs(300, 2, np.float64), "full")
+    source.stats(model)
+    assert source._fused.calls == 1
+
+    def broken(w_matrix):
+        raise MemoryError("out of device memory")
+
+    source._fused.launch = broken
+    with pytest.raises(MemoryError, match="out of device memory"):
+        source.stats(model)
