@@ -221,19 +221,28 @@ class Covariance:
         log_weights: np.ndarray,
         centred_means: np.ndarray,
         precisions_cholesky: np.ndarray,
+        log_peaks: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Matrix ``W`` (k, q) with ``W @ [1, y, f2(y)] = log pi_k + log N_k(y)``."""
+        """Matrix ``W`` (k, q) with ``W @ [1, y, f2(y)] = log pi_k + log N_k(y)``.
+
+        ``log_peaks``, ``log pi_k + log N_k(mu_k)``, where the caller has
+        them already (see :meth:`.Mixture.log_peaks`): they are the constant
+        term but for the Mahalanobis part.
+        """
         n_features = centred_means.shape[1]
         second, linear, constant = self.precision_terms(
             precisions_cholesky, centred_means
         )
-        constant = (
-            constant
-            + self.log_det_cholesky(precisions_cholesky, n_features)
-            - 0.5 * n_features * LOG_2PI
-            + log_weights
-        )
-        return np.hstack([constant[:, None], linear, second])
+        if log_peaks is None:
+            constant = (
+                constant
+                + self.log_det_cholesky(precisions_cholesky, n_features)
+                - 0.5 * n_features * LOG_2PI
+                + log_weights
+            )
+        else:
+            constant = constant + log_peaks
+        return np.concatenate([constant[:, None], linear, second], axis=1)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -250,6 +259,38 @@ def _triu(n_features: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=64)
+def _flat_upper(n_features: int) -> np.ndarray:
+    """Indices of the upper triangle (a <= b, the order of the second-order
+    features) in a flattened (d * d) matrix: one ``take`` with them costs a
+    fraction of two-axis fancy indexing on the small matrices of a mixture."""
+    rows, cols = _triu(n_features)
+    return rows * np.int32(n_features) + cols
+
+
+@lru_cache(maxsize=16)
+def _symmetric_index(n_features: int) -> np.ndarray:
+    """Per entry of a flattened (d * d) symmetric matrix, the second-order
+    feature that holds it: ``take`` with it unpacks a stack in one call.
+    Used up to ``_STACK_FEATURES`` features (it is d * d integers)."""
+    rows, cols = _triu(n_features)
+    packed = np.empty((n_features, n_features), dtype=np.intp)
+    packed[rows, cols] = packed[cols, rows] = np.arange(len(rows))
+    return packed.ravel()
+
+
+def _row_dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``sum_a a[k, a] b[k, a]`` per row: ``einsum('ka,ka->k')`` at a third of
+    its call overhead."""
+    return np.add.reduce(a * b, axis=1)
+
+
+# Up to this many features, covariances are formed with (k, d, d)
+# temporaries in a few whole-stack calls; above, one component at a time
+# (call overhead no longer matters, the temporaries' memory would).
+_STACK_FEATURES = 64
+
+
+@lru_cache(maxsize=64)
 def _pack_scale(n_features: int) -> np.ndarray:
     """Coefficient of ``P_ab`` for feature ``y_a y_b`` in ``-y^T P y / 2``."""
     rows, cols = _triu(n_features)
@@ -257,7 +298,14 @@ def _pack_scale(n_features: int) -> np.ndarray:
 
 
 def _check_spd(matrix: np.ndarray, what: str) -> None:
-    if not np.allclose(matrix, matrix.T) or np.any(np.linalg.eigvalsh(matrix) <= 0.0):
+    """Raise unless ``matrix`` (or every matrix of a stack) is symmetric
+    positive definite."""
+    transposed = np.swapaxes(matrix, -1, -2)
+    # np.allclose's test (rtol 1e-5, atol 1e-8) for finite values, which is
+    # all that gets here (initial values are checked finite): allclose costs
+    # ~20 us of Python overhead per call. NaN fails it too.
+    symmetric = (abs(matrix - transposed) <= 1e-8 + 1e-5 * abs(transposed)).all()
+    if not symmetric or np.any(np.linalg.eigvalsh(matrix) <= 0.0):
         raise ValueError(f"'{what} precision' should be symmetric, positive-definite")
 
 
@@ -269,46 +317,53 @@ def _check_positive(values: np.ndarray, what: str) -> None:
 def _chol_upper_of_inverse(covariances: np.ndarray) -> np.ndarray:
     """sklearn's precision Cholesky ``inv(chol(Sigma)).T`` of a stack (k, d, d).
 
-    One batched Cholesky, then LAPACK's triangular inverse per matrix: on the
-    small matrices of a mixture, call overhead dominates, and ``trtri`` is
-    several times cheaper to call than ``solve_triangular``. Raises
-    :class:`IllDefinedCovariance` naming every matrix that is not positive
-    definite.
+    LAPACK's Cholesky and triangular inverse, called directly per matrix: on
+    the small matrices of a mixture, call overhead dominates, and the raw
+    LAPACK wrappers are several times cheaper to call than
+    ``scipy.linalg.cholesky``/``solve_triangular`` or even a batched
+    ``np.linalg.cholesky``. Raises :class:`IllDefinedCovariance` naming every
+    matrix that is not positive definite.
     """
-    bad = ~np.isfinite(covariances).all(axis=(1, 2))
-    if bad.any():
+    finite = np.isfinite(covariances)
+    if not finite.all():
         # Name every offending matrix, not only the non-finite ones.
+        bad = ~finite.all(axis=(1, 2))
         bad |= np.array(
             [not _is_positive_definite(c) for c in np.nan_to_num(covariances)]
         )
         raise IllDefinedCovariance(bad)
-    # Large matrices one at a time: a stack of factors would double the memory
-    # the covariances take, where call overhead no longer matters.
-    batched = covariances.shape[-1] <= 64
-    try:
-        lower = np.linalg.cholesky(covariances) if batched else None
-    except np.linalg.LinAlgError:
-        lower = None  # one at a time, to name the ones that fail
+    bad = None
+    # Large matrices in place, with no temporary: there the memory matters,
+    # not the calls.
+    small = covariances.shape[-1] <= _STACK_FEATURES
+    potrf, trtri = linalg.lapack.dpotrf, linalg.lapack.dtrtri
     out = np.empty_like(covariances)
     for k, covariance in enumerate(covariances):
-        if lower is not None:
-            inverse, info = linalg.lapack.dtrtri(lower[k], lower=1)
-            out[k] = inverse.T
+        if small:
+            # The transpose of a symmetric matrix is itself, and a
+            # Fortran-ordered view that LAPACK takes as it is: its upper
+            # factor is L^T, whose inverse inv(L)^T is what we want.
+            factor, info = potrf(covariance.T, lower=0, clean=1)
+            if info == 0:
+                inverse, info = trtri(factor, lower=0, overwrite_c=1)
+                out[k] = inverse
         else:
             # In place: the transposed view of out[k] is Fortran-ordered, so
             # LAPACK factors and inverts it there, and out[k] ends up holding
             # inv(L).T with no temporary matrix.
             work = out[k].T
             np.copyto(out[k], covariance)
-            factor, info = linalg.lapack.dpotrf(work, lower=1, clean=1, overwrite_a=1)
+            factor, info = potrf(work, lower=1, clean=1, overwrite_a=1)
             if info == 0:
-                inverse, info = linalg.lapack.dtrtri(factor, lower=1, overwrite_c=1)
+                inverse, info = trtri(factor, lower=1, overwrite_c=1)
                 if not np.shares_memory(inverse, out[k]):
                     out[k] = inverse.T
         if info != 0:
+            if bad is None:
+                bad = np.zeros(len(covariances), dtype=bool)
             bad[k] = True
 
-    if bad.any():
+    if bad is not None:
         raise IllDefinedCovariance(bad)
     return out
 
@@ -370,15 +425,15 @@ class _MatrixCovariance(Covariance):
     def _pack_quadratic(precisions: np.ndarray) -> np.ndarray:
         """Coefficients of ``y_a y_b`` (a <= b) in ``-y^T P y / 2``."""
         n_features = precisions.shape[-1]
-        rows, cols = _triu(n_features)
-        return _pack_scale(n_features) * precisions[..., rows, cols]
+        flat = precisions.reshape(*precisions.shape[:-2], n_features * n_features)
+        return _pack_scale(n_features) * flat.take(_flat_upper(n_features), axis=-1)
 
     def check_precisions(self, precisions):
-        for matrix in precisions.reshape(-1, *precisions.shape[-2:]):
-            _check_spd(matrix, self.name)
+        # The whole stack at once: per-matrix calls cost more than the work.
+        _check_spd(precisions, self.name)
 
     def precisions_from_cholesky(self, precisions_cholesky):
-        return precisions_cholesky @ np.swapaxes(precisions_cholesky, -1, -2)
+        return precisions_cholesky @ precisions_cholesky.swapaxes(-1, -2)
 
     def covariances_from_precisions(self, precisions):
         return np.linalg.inv(precisions)
@@ -390,26 +445,35 @@ class FullCovariance(_MatrixCovariance):
     name = "full"
 
     def covariances_from_moments(self, nk, centred_means, second, reg_covar):
-        n_features = centred_means.shape[1]
-        cov = self._unpack(second, n_features)
-        cov /= nk[:, None, None]
-        # One component at a time: no (k, d, d) temporary.
-        for matrix, mean in zip(cov, centred_means, strict=True):
-            matrix -= np.outer(mean, mean)
-        cov[:, np.arange(n_features), np.arange(n_features)] += reg_covar
-        return cov
+        k, n_features = centred_means.shape
+        if n_features > _STACK_FEATURES:
+            cov = self._unpack(second, n_features)
+            cov /= nk[:, None, None]
+            # One component at a time: no (k, d, d) temporary.
+            for matrix, mean in zip(cov, centred_means, strict=True):
+                matrix -= np.outer(mean, mean)
+            cov[:, np.arange(n_features), np.arange(n_features)] += reg_covar
+            return cov
+        # The same arithmetic, entry for entry, in a few whole-stack calls.
+        cov = np.take(second, _symmetric_index(n_features), axis=1)
+        cov /= nk[:, None]
+        outer = centred_means[:, :, None] * centred_means[:, None, :]
+        cov -= outer.reshape(k, n_features * n_features)
+        # The diagonal of each flattened matrix, as a strided view.
+        cov[:, :: n_features + 1] += reg_covar
+        return cov.reshape(k, n_features, n_features)
 
     def precisions_cholesky(self, covariances):
         return _chol_upper_of_inverse(covariances)
 
     def precision_terms(self, precisions_cholesky, centred_means):
         precisions = self.precisions_from_cholesky(precisions_cholesky)
-        linear = np.einsum("kab,kb->ka", precisions, centred_means)
-        constant = -0.5 * np.einsum("ka,ka->k", linear, centred_means)
+        linear = np.matmul(precisions, centred_means[:, :, None])[:, :, 0]
+        constant = -0.5 * _row_dots(linear, centred_means)
         return self._pack_quadratic(precisions), linear, constant
 
     def log_det_cholesky(self, precisions_cholesky, n_features):
-        return np.log(np.diagonal(precisions_cholesky, axis1=1, axis2=2)).sum(axis=1)
+        return np.add.reduce(np.log(precisions_cholesky.diagonal(0, 1, 2)), axis=1)
 
     def largest_precision(self, precisions_cholesky, n_components, scale=None):
         squares = precisions_cholesky**2
@@ -421,6 +485,11 @@ class FullCovariance(_MatrixCovariance):
         return precisions_cholesky
 
     def cholesky_from_precisions(self, precisions):
+        if precisions.shape[-1] <= _STACK_FEATURES:
+            # One batched factorisation of the flipped stack: per-matrix
+            # calls cost more than the work at this size.
+            flipped = precisions[:, ::-1, ::-1]
+            return np.linalg.cholesky(flipped)[:, ::-1, ::-1]
         return np.stack([_chol_upper_of_precision(p) for p in precisions])
 
     def shape(self, n_components, n_features):
@@ -464,10 +533,15 @@ class TiedCovariance(_MatrixCovariance):
         # responsibilities sum to one, but differ for the single-row seeds of
         # 'k-means++'/'random_from_data', where sklearn's start depends on the
         # coordinate origin and often collapses every mean onto the data mean.
-        scatter = self._unpack(second.sum(axis=0), n_features)
+        summed = np.add.reduce(second, axis=0)
+        if n_features <= _STACK_FEATURES:
+            scatter = np.take(summed, _symmetric_index(n_features))
+            scatter = scatter.reshape(n_features, n_features)
+        else:
+            scatter = self._unpack(summed, n_features)
         scatter -= (nk[:, None] * centred_means).T @ centred_means
         cov = scatter / nk.sum()
-        cov.flat[:: n_features + 1] += reg_covar
+        cov.reshape(-1)[:: n_features + 1] += reg_covar
         return cov
 
     def precisions_cholesky(self, covariances):
@@ -477,7 +551,7 @@ class TiedCovariance(_MatrixCovariance):
     def precision_terms(self, precisions_cholesky, centred_means):
         precision = self.precisions_from_cholesky(precisions_cholesky)
         linear = centred_means @ precision
-        constant = -0.5 * np.einsum("ka,ka->k", linear, centred_means)
+        constant = -0.5 * _row_dots(linear, centred_means)
         packed = self._pack_quadratic(precision)
         second = np.broadcast_to(packed, (len(centred_means), packed.size))
         return second, linear, constant
@@ -600,7 +674,7 @@ class DiagCovariance(_VectorCovariance):
     def precision_terms(self, precisions_cholesky, centred_means):
         precisions = precisions_cholesky**2
         linear = precisions * centred_means
-        constant = -0.5 * np.einsum("ka,ka->k", linear, centred_means)
+        constant = -0.5 * _row_dots(linear, centred_means)
         return -0.5 * precisions, linear, constant
 
     def log_det_cholesky(self, precisions_cholesky, n_features):
@@ -666,7 +740,7 @@ class SphericalCovariance(_VectorCovariance):
     def precision_terms(self, precisions_cholesky, centred_means):
         precisions = precisions_cholesky**2
         linear = precisions[:, None] * centred_means
-        constant = -0.5 * np.einsum("ka,ka->k", linear, centred_means)
+        constant = -0.5 * _row_dots(linear, centred_means)
         return -0.5 * precisions[:, None], linear, constant
 
     def log_det_cholesky(self, precisions_cholesky, n_features):

@@ -84,12 +84,25 @@ class Workspace:
 
     def __init__(self):
         self._buffers: dict[str, np.ndarray] = {}
+        self._matrices: dict[tuple, np.ndarray] = {}
 
     def get(self, name: str, size: int) -> np.ndarray:
         buffer = self._buffers.get(name)
         if buffer is None or buffer.size < size:
             buffer = self._buffers[name] = np.empty(size)
+            for key in [key for key in self._matrices if key[0] == name]:
+                del self._matrices[key]
         return buffer[:size]
+
+    def matrix(self, name: str, rows: int, cols: int) -> np.ndarray:
+        """``get(name, rows * cols)`` as a (rows, cols) matrix, the view kept
+        for the next call: the compiled kernels ask for the same few block
+        buffers every E-step, where making views is a share of the cost."""
+        view = self._matrices.get((name, rows, cols))
+        if view is None:
+            view = self.get(name, rows * cols).reshape(rows, cols)
+            self._matrices[name, rows, cols] = view
+        return view
 
 
 class DenseKernel:
@@ -139,6 +152,12 @@ class DenseKernel:
         self.direct = uses_direct(covariance, n_features)
         self.guarded = guarded
         self.compiled = None if self.direct else compiled
+        # What every pass shares, made once (prepare runs every EM iteration,
+        # where a few microseconds per call add up on small data). Read only.
+        self._common_centers = np.broadcast_to(self.center, (n_components, n_features))
+        self._ones = np.ones(n_components)
+        self._all = np.arange(n_components)
+        self._none = self._all[:0]
 
     def workspace(self) -> Workspace:
         return Workspace()
@@ -156,17 +175,23 @@ class DenseKernel:
         peaks = model.log_peaks(log_weights)
         if self.direct:
             w_matrix = None
-            local = np.arange(k)
+            local = self._all
         else:
+            centred = model.means - self.center
             w_matrix = self.covariance.log_prob_weights(
-                log_weights, model.means - self.center, model.precisions_cholesky
+                log_weights, centred, model.precisions_cholesky, peaks
             )
-            distance2 = ((model.means - self.center) ** 2).sum(axis=1)
             precision = self.covariance.largest_precision(model.precisions_cholesky, k)
-            local = np.flatnonzero(
-                precision * (distance2 + self.spread) > _MAX_EXPANSION
+            reach = np.add.reduce(centred * centred, axis=1)
+            reach += self.spread
+            reach *= precision
+            # Nearly always none: one reduction to find out.
+            local = (
+                np.flatnonzero(reach > _MAX_EXPANSION)
+                if reach.max() > _MAX_EXPANSION
+                else self._none
             )
-        centers = np.broadcast_to(self.center, (k, self.n_features))
+        centers = self._common_centers
         cholesky = None
         if len(local):
             centers = centers.copy()
@@ -182,7 +207,7 @@ class DenseKernel:
             cholesky,
             centers,
             bool(peaks.max() < SAFE_LOG),
-            np.ones(k),
+            self._ones,
         )
 
     def features(
@@ -244,7 +269,7 @@ class DenseKernel:
             return self.log_prob(ws, x, prep)[1]
         m = len(x)
         out = ws.get("log_prob", self.n_components * m).reshape(self.n_components, m)
-        f = ws.get("f_block", self.q * self.compiled.BLOCK).reshape(self.q, -1)
+        f = ws.matrix("f_block", self.q, self.compiled.BLOCK)
         with np.errstate(over="ignore", invalid="ignore"):
             self.compiled.log_prob_rows(
                 np.ascontiguousarray(x),
@@ -333,9 +358,9 @@ class DenseKernel:
                 prep.w_matrix,
                 self.covariance.feature_layout,
                 out,
-                ws.get("f_block", self.q * block).reshape(self.q, block),
-                ws.get("lp_block", k * block).reshape(k, block),
-                ws.get("scratch_block", 3 * block).reshape(3, block),
+                ws.matrix("f_block", self.q, block),
+                ws.matrix("lp_block", k, block),
+                ws.matrix("scratch_block", 3, block),
             )
         f, resp, log_norm = self.posterior(ws, x, prep)
         if w is not None:

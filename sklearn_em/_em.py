@@ -31,12 +31,15 @@ class EMResult:
     floored: bool = False
 
 
+_TEN_EPS = 10 * np.finfo(np.float64).eps
+
+
 def gaussian_estimates(stats: SuffStats, covariance: Covariance, reg_covar: float):
     """``N_k`` (plus ``10 eps``, as scikit-learn), means and covariances
     (``reg_covar`` included) from summed statistics."""
     moments, centers = stats.moments, stats.centers
     n_features = centers.shape[-1]
-    nk = moments[:, 0] + 10 * np.finfo(np.float64).eps
+    nk = moments[:, 0] + _TEN_EPS
     centred_means = moments[:, 1 : n_features + 1] / nk[:, None]
     covariances = covariance.covariances_from_moments(
         nk, centred_means, moments[:, n_features + 1 :], reg_covar

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -58,6 +58,9 @@ class Mixture:
         """``log pi_k``; ``-inf`` for a component of weight 0 (or ``log_scales``)."""
         if self.log_scales is not None:
             return self.log_scales
+        if self.weights.all():
+            # The common case, without the cost of an errstate context.
+            return np.log(self.weights)
         with np.errstate(divide="ignore"):
             return np.log(self.weights)
 
@@ -80,7 +83,16 @@ class Mixture:
     def without_covariances(self) -> Mixture:
         """The same model holding only what an E-step needs: at large d the
         covariances are as large as everything else together."""
-        return replace(self, covariances=None)
+        # Not dataclasses.replace: this runs every EM iteration, and the
+        # constructor is a few times cheaper to call.
+        return Mixture(
+            self.weights,
+            self.means,
+            None,
+            self.precisions_cholesky,
+            self.covariance,
+            self.log_scales,
+        )
 
     def full_covariances(self) -> np.ndarray:
         """Covariances as a ``(k, d, d)`` stack."""

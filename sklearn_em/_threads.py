@@ -38,13 +38,21 @@ def n_threads(
     but our own threads: not ``joblib.effective_n_jobs``, which assumes
     processes and warns in a child process.
     """
-    cores = cpu_count()
+    cores = _cores()
     if n_jobs is None:
         least = THREADS_MIN_WORK_COMPILED if compiled else THREADS_MIN_WORK
         return cores if n_rows * work_per_row >= least else 1
     if n_jobs < 0:
         return max(1, cores + 1 + n_jobs)
     return int(n_jobs)
+
+
+@lru_cache(maxsize=1)
+def _cores() -> int:
+    """joblib's count of usable cores (cgroup and affinity limits included),
+    looked up once: it reads files under /sys and /proc, a few hundred
+    microseconds that every data source would pay again."""
+    return cpu_count()
 
 
 @lru_cache(maxsize=1)

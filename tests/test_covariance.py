@@ -494,3 +494,36 @@ def test_many_samples_have_the_components_means_and_covariances(
         assert np.all(
             np.abs(np.cov(rows.T) - full[k]) < 5 * scale * np.sqrt(2.0 / counts[k])
         )
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_small_matrices_take_whole_stack_paths_that_agree_with_the_large_ones(
+    covariance, covariance_type, rng, monkeypatch
+):
+    # Up to _STACK_FEATURES features, covariances, their precision factors
+    # and the factors of initial precisions come from whole-stack calls;
+    # above, one matrix at a time. Both must give the same numbers.
+    covariances = random_covariances(rng, covariance_type, N_COMPONENTS, N_FEATURES)
+    nk = rng.uniform(10.0, 100.0, N_COMPONENTS)
+    centred_means = rng.standard_normal((N_COMPONENTS, N_FEATURES))
+    scatter = np.stack([random_spd(rng, N_FEATURES) for _ in range(N_COMPONENTS)])
+    second = covariance.second_order_of(scatter)
+    reg_covar = rng.uniform(1e-3, 1e-2, N_FEATURES)
+    precisions = np.linalg.inv(covariances)
+
+    def results():
+        return (
+            covariance.covariances_from_moments(nk, centred_means, second, reg_covar),
+            covariance.precisions_cholesky(covariances),
+            covariance.cholesky_from_precisions(precisions),
+        )
+
+    small = results()
+    monkeypatch.setattr(_covariance, "_STACK_FEATURES", 0)
+    large = results()
+
+    np.testing.assert_array_equal(small[0], large[0])
+    for got, want in zip(small[1:], large[1:], strict=True):
+        assert_allclose(got, want, rtol=1e-13, atol=1e-15)
+        # Upper-triangular with exact zeros below, as scikit-learn's.
+        assert np.all(np.tril(got, -1) == 0.0)

@@ -245,3 +245,35 @@ def test_threads_change_nothing_beyond_rounding(X, covariance_type):
     assert_allclose(
         two.predict_proba(big[:5000]), one.predict_proba(big[:5000]), atol=1e-12
     )
+
+
+@pytest.mark.parametrize("n_features", [1, 2, 8, 9])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_subtraction_of_narrow_data_is_numpys(n_features, dtype):
+    # Narrow data are centred a column at a time (numpy's broadcast is slow
+    # there); the values, NaN and dtype must be those of X - row.
+    from sklearn_em._data import _minus_row
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, n_features)).astype(dtype)
+    X[3, 0] = np.nan
+    row = rng.standard_normal(n_features)
+    for rows in (X, X[::3]):
+        got, want = _minus_row(rows, row), rows - row
+        assert got.dtype == want.dtype
+        assert_array_equal(got, want)
+
+
+def test_workspace_matrices_follow_their_buffer_when_it_grows():
+    # The kept (rows, cols) views must never point at a buffer that get()
+    # has replaced with a larger one.
+    from sklearn_em._dense import Workspace
+
+    ws = Workspace()
+    first = ws.matrix("f", 2, 4)
+    assert ws.matrix("f", 2, 4) is first
+    grown = ws.get("f", 100)
+    again = ws.matrix("f", 2, 4)
+    assert again is not first
+    assert np.shares_memory(again, grown)
+    assert ws.matrix("g", 2, 4).base is not again.base
