@@ -233,7 +233,9 @@ class DenseKernel:
         """Feature rows and ``log pi_k + log N_k(x)`` (k, m) of a chunk."""
         m = len(x)
         out = ws.get("log_prob", self.n_components * m).reshape(self.n_components, m)
-        if self.direct:
+        if self.direct or len(prep.local) == self.n_components:
+            # No component takes the feature rows (a start from single rows,
+            # say, is narrow everywhere): none are formed.
             for j in range(self.n_components):
                 out[j] = self._direct(x, prep, j)
             return None, out
@@ -319,15 +321,19 @@ class DenseKernel:
         ``r`` holds the (weighted) responsibilities, ``f`` the chunk's feature
         rows about the common centre.
         """
-        if self.direct:
+        if f is None:  # the direct form (see log_prob)
             for j in range(self.n_components):
                 self._add_direct_moments(x, r[j], prep.centers[j], out[j])
             return
         moments = r @ f.T
         for j in prep.local:
             # Replace, never correct: the common-centre moments of these
-            # components are exactly what lost the digits.
-            moments[j] = r[j] @ self.features(ws, x, prep.centers[j]).T
+            # components are exactly what lost the digits. About their own
+            # centres from y^T diag(r) y, one matrix product, rather than
+            # from feature rows about that centre: at d=32 those rows cost
+            # as much to form as the whole common-centre E-step.
+            moments[j] = 0.0
+            self._add_direct_moments(x, r[j], prep.centers[j], moments[j])
         out += moments
 
     def _add_direct_moments(self, x, r, center, out):

@@ -277,3 +277,46 @@ def test_workspace_matrices_follow_their_buffer_when_it_grows():
     assert again is not first
     assert np.shares_memory(again, grown)
     assert ws.matrix("g", 2, 4).base is not again.base
+
+
+@pytest.mark.parametrize("expansion", [0.0, "one"], ids=["all-local", "one-local"])
+def test_components_taken_about_their_own_means_give_the_same_m_step(
+    covariance_type, expansion, monkeypatch
+):
+    """The precision fallback (components handled about their own means, by
+    the direct form) is the same maths as the feature rows about the common
+    centre: on well-conditioned data both give the same M-step."""
+    from sklearn_em import _dense
+    from sklearn_em._covariance import get_covariance
+    from sklearn_em._data import TrainingData
+    from sklearn_em._em import params_from_stats
+    from sklearn_em._model import Mixture
+
+    rng = np.random.RandomState(7)
+    X = rng.normal(size=(900, 5)) + rng.randint(0, 3, 900)[:, None] * 4.0
+    cov = get_covariance(covariance_type)
+    gm = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    model = Mixture(
+        gm.weights_, gm.means_, gm.covariances_, gm.precisions_cholesky_, cov
+    )
+
+    def m_step(threshold):
+        monkeypatch.setattr(_dense, "_MAX_EXPANSION", threshold)
+        source = TrainingData(X, None, cov, 3, n_jobs=1, chunk_size=128)
+        prep = source.dense.prepare(model)
+        return len(prep.local), params_from_stats(source.stats(model), cov, 1e-6)
+
+    none_local, want = m_step(np.inf)
+    if expansion == "one":
+        # Just below the widest-reaching component's product: it alone goes.
+        source = TrainingData(X, None, cov, 3, n_jobs=1)
+        precision = cov.largest_precision(model.precisions_cholesky, 3)
+        reach = precision * (
+            ((model.means - source.center) ** 2).sum(axis=1) + source.variance_scale * 5
+        )
+        expansion = float(np.sort(reach)[-1]) * (1 - 1e-9)
+    n_local, got = m_step(expansion)
+    assert none_local == 0
+    assert n_local == (3 if expansion == 0.0 else 1)
+    for name in ("weights", "means", "covariances"):
+        assert_allclose(getattr(got, name), getattr(want, name), rtol=1e-10)
