@@ -8,6 +8,9 @@ arguments, module-scoped fixtures, hypothesis strategies).
 """
 
 import numpy as np
+import pytest
+import scipy
+from sklearn.utils.fixes import parse_version
 
 # The covariance types of sklearn.mixture.GaussianMixture, in its order. Written
 # out rather than read from sklearn_em so that a type the library dropped fails
@@ -47,3 +50,14 @@ def collapsing_spike():
         tol=1e-6,
     )
     return X, params
+
+
+def skip_without_array_api_dispatch() -> None:
+    """Skip the calling test module where scikit-learn's ``array_api_dispatch``
+    cannot be enabled (it needs SciPy >= 1.14)."""
+    if parse_version(scipy.__version__) < parse_version("1.14"):
+        pytest.skip(
+            "scikit-learn's array_api_dispatch needs SciPy >= 1.14 (the "
+            f"minimum-versions run has SciPy {scipy.__version__})",
+            allow_module_level=True,
+        )

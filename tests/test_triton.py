@@ -13,17 +13,11 @@ import warnings
 
 import numpy as np
 import pytest
-import scipy
 import sklearn
+from _helpers import skip_without_array_api_dispatch
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.fixes import parse_version
 
-if parse_version(scipy.__version__) < parse_version("1.14"):
-    pytest.skip(
-        "scikit-learn's array_api_dispatch needs SciPy >= 1.14 (the "
-        f"minimum-versions run has SciPy {scipy.__version__})",
-        allow_module_level=True,
-    )
+skip_without_array_api_dispatch()
 torch = pytest.importorskip(
     "torch", reason="torch is not installed (no extra installs it; tested where it is)"
 )
