@@ -22,7 +22,9 @@ So the engine is chosen per data source, by these rules:
     process. Where it would apply but is not loaded yet, and the E-step is big
     enough for it to matter, it is loaded on a background thread for later
     fits, and this one runs on numpy: a fit never waits for a compiler, and
-    within one fit the kernel never changes (results are reproducible).
+    within one estimator call (``fit``, ``partial_fit``, a whole
+    :class:`GaussianMixtureIC` grid) the kernel never changes (see
+    :func:`pinned`), so results are reproducible.
 
 "Where it applies": complete rows (missing values keep their own kernel),
 the feature-row form of the E-step (not the direct form of large ``d``), and
@@ -37,6 +39,7 @@ because it changes how, never what, is computed.
 from __future__ import annotations
 
 import contextvars
+import functools
 import importlib.util
 import os
 import threading
@@ -209,6 +212,48 @@ def preload(dtype=np.float64) -> None:
     wait_for_warm_up()
 
 
+# The kernels 'auto' may use, frozen for the duration of one estimator call
+# (see pinned); None outside such a call.
+_pinned: contextvars.ContextVar = contextvars.ContextVar(
+    "sklearn_em_pinned_kernels", default=None
+)
+
+
+@contextmanager
+def pinned():
+    """Within the block, ``'auto'`` uses the compiled kernels that were loaded
+    when it began, and no others.
+
+    An estimator call that builds several data sources (the grid of
+    :class:`GaussianMixtureIC`, the search of ``init_params='multistart'``
+    beside the main fit) then runs all of them on the same kernel, even if a
+    background load finishes meanwhile. Without it, on data where EM's path
+    is chaotic (collapsing components, ties between rows), sources of one
+    call on different kernels gave visibly different results, depending on
+    when the load finished. Nested blocks keep the outermost snapshot.
+    """
+    token = None
+    if _pinned.get() is None:
+        token = _pinned.set(frozenset(_ready))
+    try:
+        yield
+    finally:
+        if token is not None:
+            _pinned.reset(token)
+
+
+def pinning(method):
+    """Decorate an estimator method so that its whole call runs in
+    :func:`pinned`."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with pinned():
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
 def wait_for_warm_up() -> None:
     """Block until a background load of the compiled kernels (if any) is done."""
     thread = _warming
@@ -248,7 +293,8 @@ def select(
     if not applies or not numba_installed():
         return None
     key = np.dtype(dtype).name
-    if key in _ready:
+    pinned = _pinned.get()
+    if key in (_ready if pinned is None else pinned):
         return _kernels
     if n_rows * products >= WARM_UP_WORK:
         _warm_up(dtype)

@@ -35,6 +35,7 @@ from ._covariance import (
 )
 from ._data import TrainingData
 from ._em import COLLAPSE_FLOOR, run_em, stats_from_model
+from ._engine import pinning
 from ._init import initial_model
 from ._model import Mixture
 from ._online import OnlineState, online_step
@@ -115,6 +116,7 @@ class _BaseMixture(_CallbackSupport, ClusterMixin, BaseEstimator):
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @pinning
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit the model to ``X`` and return the most probable component of each row.
 
@@ -196,6 +198,7 @@ class _BaseMixture(_CallbackSupport, ClusterMixin, BaseEstimator):
             )
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @pinning
     def partial_fit(self, X, y=None, sample_weight=None):
         """Update the model with one batch of rows: online learning.
 

@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._covariance import COVARIANCE_TYPES, IllDefinedCovariance, get_covariance
 from ._data import TrainingData
 from ._em import params_from_stats
+from ._engine import pinning
 from ._estimator import (
     GaussianMixture,
     _is_dask,
@@ -214,6 +215,7 @@ class GaussianMixtureIC(ClusterMixin, BaseEstimator):
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @pinning
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit the grid and return the chosen model's labels of ``X``.
 

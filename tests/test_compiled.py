@@ -324,3 +324,42 @@ def test_inference_holds_nothing_that_grows_with_n_beyond_its_output(method):
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     assert peak < out.nbytes + 2 * 2**20, (peak / 2**20, out.nbytes / 2**20)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: GaussianMixture(3, init_params="multistart", random_state=0),
+        lambda: __import__("sklearn_em").GaussianMixtureIC(
+            n_components=[2, 3], covariance_type=["full", "tied"], random_state=0
+        ),
+    ],
+    ids=["multistart", "GaussianMixtureIC"],
+)
+def test_a_background_load_that_finishes_mid_call_does_not_switch_kernels(
+    monkeypatch, make
+):
+    """'auto' fixes its kernel for one estimator call: a call that builds
+    several data sources (a search beside the main fit, a grid of fits) runs
+    them all on the kernel that was loaded when it began, even when the
+    compiled one becomes ready meanwhile; the next call uses it."""
+    engine.preload()
+    loaded = set(engine._ready)
+    monkeypatch.setattr(engine, "_ready", set())  # as if not loaded yet
+    compiled = []
+    select = engine.select
+
+    def spy(*args, **kwargs):
+        kernels = select(*args, **kwargs)
+        compiled.append(kernels is not None)
+        engine._ready.update(loaded)  # the load finishes now
+        return kernels
+
+    monkeypatch.setattr(engine, "select", spy)
+    X = np.random.RandomState(0).normal(size=(600, 2))
+    with config_context(engine="auto"):
+        make().fit(X)
+        assert len(compiled) > 1 and not any(compiled)
+        compiled.clear()
+        make().fit(X)
+    assert compiled and all(compiled)
