@@ -133,7 +133,9 @@ def _minus_row(X: np.ndarray, row: np.ndarray) -> np.ndarray:
         return X - row
     out = np.empty(X.shape, dtype=np.result_type(X, row))
     for j in range(X.shape[1]):
-        np.subtract(X[:, j], row[j], out=out[:, j])
+        # dtype: NumPy < 2 would subtract a float64 scalar from float32
+        # values in float32 (value-based casting), unlike X - row.
+        np.subtract(X[:, j], row[j], out=out[:, j], dtype=out.dtype)
     return out
 
 
