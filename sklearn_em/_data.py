@@ -572,43 +572,76 @@ class TrainingData:
 
         def about_means(ws, first, last):
             moments = np.zeros((self.n_components, self.dense.q))
-            for start in range(first, last, self.chunk_size):
-                stop = min(start + self.chunk_size, last)
-                chunk_labels = labels[start:stop]
-                for j in np.unique(chunk_labels[chunk_labels >= 0]):
-                    rows = np.flatnonzero(chunk_labels == j)
-                    w = self._weights(start, stop, rows)
-                    r = np.ones(len(rows)) if w is None else w
-                    x = np.take(self._imputed_rows(start, stop), rows, axis=0)
-                    self.dense.given_moments(
-                        ws, x, r[None], moments[j : j + 1], center=means[j]
-                    )
+            for x, chunk_labels, w in self._labelled(labels, first, last):
+                if self.dense.direct:
+                    # Wide rows: each label's rows alone (no feature rows).
+                    for j in np.unique(chunk_labels):
+                        rows = np.flatnonzero(chunk_labels == j)
+                        r = np.ones(len(rows)) if w is None else np.take(w, rows)
+                        self.dense.given_moments(
+                            ws,
+                            np.take(x, rows, axis=0),
+                            r[None],
+                            moments[j : j + 1],
+                            center=means[j],
+                        )
+                    continue
+                # Every row about its own label's mean, summed per label by
+                # a product with the one-hot matrix (a few rows of k).
+                self.dense.given_moments(
+                    ws,
+                    x,
+                    self._one_hot(chunk_labels, w),
+                    moments,
+                    center=np.take(means, chunk_labels, axis=0),
+                )
             return SuffStats(moments, means, 0.0, 0.0)
 
         stats = reduce(operator.add, self._map_ranges(about_means))
         stats.total_weight = self.total_weight
         return stats
 
+    def _labelled(self, labels: np.ndarray, first: int, last: int):
+        """``(x, labels, w)`` per chunk of rows ``first:last``,
+        only the rows of a label (>= 0); ``w`` None for unit weights."""
+        for start in range(first, last, self.chunk_size):
+            stop = min(start + self.chunk_size, last)
+            chunk_labels = labels[start:stop]
+            x = self._imputed_rows(start, stop)
+            rows = None
+            if len(chunk_labels) and chunk_labels.min() < 0:
+                rows = np.flatnonzero(chunk_labels >= 0)
+                if not len(rows):
+                    continue
+                chunk_labels = np.take(chunk_labels, rows)
+                x = np.take(x, rows, axis=0)
+            yield x, chunk_labels, self._weights(start, stop, rows)
+
+    def _one_hot(self, labels: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+        """(k, m) float64: row j is 1 (or the row's weight) where ``labels`` is j."""
+        r = np.equal(self.dense.component_ids[:, None], labels[None, :]).astype(
+            np.float64
+        )
+        if w is not None:
+            r *= w
+        return r
+
     def _label_means(self, labels: np.ndarray) -> np.ndarray:
         """Weighted mean of each label's rows (the data's centre for a label
         with none), summed about the centre, one chunk at a time."""
         k, d = self.n_components, self.n_features
-        sums, totals = np.zeros((k, d)), np.zeros(k)
-        for start, stop in _row_blocks(self.n_samples, self.chunk_size):
-            chunk_labels = labels[start:stop]
-            rows = np.flatnonzero(chunk_labels >= 0)
-            chunk_labels = chunk_labels[rows]
-            w = self._weights(start, stop, rows)
-            w = np.ones(len(rows)) if w is None else w
-            y = np.take(self._imputed_rows(start, stop), rows, axis=0) - self.center
-            totals += np.bincount(chunk_labels, weights=w, minlength=k)
-            for j in range(d):
-                sums[:, j] += np.bincount(
-                    chunk_labels, weights=w * y[:, j], minlength=k
-                )
-        shift = np.divide(
-            sums, totals[:, None], out=np.zeros((k, d)), where=totals[:, None] > 0
-        )
+
+        def work(ws, first, last):
+            sums = np.zeros((k, d + 1))
+            for x, chunk_labels, w in self._labelled(labels, first, last):
+                r = self._one_hot(chunk_labels, w)
+                sums[:, 0] += r.sum(axis=1)
+                sums[:, 1:] += r @ _minus_row(x, self.center)
+            return sums
+
+        sums = reduce(operator.add, self._map_ranges(work))
+        totals = sums[:, :1]
+        shift = np.divide(sums[:, 1:], totals, out=np.zeros((k, d)), where=totals > 0)
         return self.center + shift
 
     def _common_centers(self):

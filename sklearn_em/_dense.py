@@ -24,13 +24,24 @@ from ._stats import SAFE_LOG, normalize, normalize_unshifted
 
 # Bytes of per-chunk working set to aim for: roughly an L2 cache.
 _CHUNK_BYTES = 1 << 21
-_MIN_CHUNK, _MAX_CHUNK = 16, 32768
+# Fewer rows than _MIN_CHUNK make the chunk's matrix products inefficient,
+# even where the buffers then outgrow L2 (wide feature rows): make_blobs,
+# d=32, k=16, full, 1e5 rows, 2 threads: 16 rows minimum (454 rows per chunk)
+# 212 ms per iteration, 1024 158, 2048 133, 4096 127.
+_MIN_CHUNK, _MAX_CHUNK = 2048, 32768
 
 # Above this, ``precision * |x - c|^2`` (rows' squared distance from the common
 # centre ``c``, against the component's largest precision) makes the expanded
 # quadratic forms lose more than ~6 of float64's 16 digits, and the component
 # is handled about its own mean, with the direct Cholesky form, instead.
 _MAX_EXPANSION = 1e6
+
+# From this many features, the statistics floor log-densities far below a
+# row's maximum before exp (see _stats.EXP_FLOOR): distances grow with d, so
+# rows far from most components are common (make_blobs, d=32, k=16: most
+# values; normalising took 34 ms per 1e5 rows, floored 8), and the extra pass
+# over (k, m) values is small beside the feature rows of such d.
+_FLOOR_FROM_FEATURES = 8
 
 
 # Above this many second-order features per row (full/tied at d >= 56), the
@@ -148,6 +159,7 @@ class DenseKernel:
         self.center = np.asarray(center, dtype=np.float64)
         self.spread = float(spread)
         self.q = covariance.n_features_total(n_features)
+        self.floor_exp = n_features >= _FLOOR_FROM_FEATURES
         self.chunk_size = chunk_size
         self.direct = uses_direct(covariance, n_features)
         self.guarded = guarded
@@ -157,6 +169,7 @@ class DenseKernel:
         self._common_centers = np.broadcast_to(self.center, (n_components, n_features))
         self._ones = np.ones(n_components)
         self._all = np.arange(n_components)
+        self.component_ids = self._all
         self._none = self._all[:0]
 
     def workspace(self) -> Workspace:
@@ -215,15 +228,17 @@ class DenseKernel:
     ) -> np.ndarray:
         """Feature rows ``[1, y, second-order(y)]`` of a chunk, shape ``(q, m)``.
 
-        ``y = x - center`` (the common centre by default). Computed in float64
-        whatever the input dtype, so float32 data gets float64 statistics.
+        ``y = x - center`` (the common centre by default; ``center`` of shape
+        ``(m, d)`` gives each row its own). Computed in float64 whatever the
+        input dtype, so float32 data gets float64 statistics.
         """
         m, d = x.shape
         name = "f" if center is None else "f_local"
         center = self.center if center is None else center
         f = ws.get(name, self.q * m).reshape(self.q, m)
         f[0] = 1.0
-        np.subtract(x.T, center[:, None], out=f[1 : d + 1])
+        offset = center[:, None] if center.ndim == 1 else center.T
+        np.subtract(x.T, offset, out=f[1 : d + 1])
         self.covariance.second_order_features(f[1 : d + 1], f[d + 1 :])
         return f
 
@@ -300,11 +315,11 @@ class DenseKernel:
         """Features, responsibilities (k, m) and ``log p(x)`` (m,) of a chunk."""
         f, log_prob = self.log_prob(ws, x, prep)
         if prep.unshifted:
-            log_norm = normalize_unshifted(log_prob)
+            log_norm = normalize_unshifted(log_prob, self.floor_exp)
             if log_norm is not None:
                 return f, log_prob, log_norm
             f, log_prob = self.log_prob(ws, x, prep)
-        return f, log_prob, normalize(log_prob)
+        return f, log_prob, normalize(log_prob, self.floor_exp)
 
     def moments(
         self,
@@ -382,8 +397,9 @@ class DenseKernel:
         out: np.ndarray,
         center: np.ndarray | None = None,
     ) -> None:
-        """Add moments about ``center`` (the common centre by default) for
-        given responsibilities (k, m) to ``out``."""
+        """Add moments about ``center`` (the common centre by default; one
+        per row, ``(m, d)``, outside the direct form) for given
+        responsibilities (k, m) to ``out``."""
         if self.direct:
             for j, row in enumerate(r):
                 point = self.center if center is None else center

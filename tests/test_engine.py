@@ -304,6 +304,65 @@ def test_one_component_m_step_is_the_sample_mean_and_covariance():
     assert_allclose(model.covariances[0], np.cov(X.T, bias=True), rtol=1e-10)
 
 
+@pytest.mark.parametrize("direct", [False, True])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_label_statistics_are_each_labels_weighted_mean_and_scatter(
+    monkeypatch, covariance_type, direct
+):
+    """Hard labels (-1: no component) give, per label, the weighted count,
+    mean and scatter of its rows about that mean, whatever the chunking."""
+    if direct:
+        monkeypatch.setattr(dense_module, "DIRECT_SECOND_ORDER", 0)
+    rng = np.random.RandomState(1)
+    X = 5.0 + rng.randn(700, 3) * [1.0, 2.0, 0.5]
+    labels = rng.randint(-1, 3, len(X))
+    w = rng.uniform(0.2, 2.0, len(X))
+    covariance = get_covariance(covariance_type)
+    data = TrainingData(X, w, covariance, 3, chunk_size=64)
+    assert data.dense.direct == direct
+    stats = data.stats_given(labels=labels)
+    for j in range(3):
+        rows = labels == j
+        mean = np.average(X[rows], axis=0, weights=w[rows])
+        y = X[rows] - mean
+        assert_allclose(stats.centers[j], mean, rtol=1e-13)
+        assert_allclose(stats.moments[j, 0], w[rows].sum(), rtol=1e-13)
+        assert_allclose(stats.moments[j, 1:4], 0.0, atol=1e-11)
+        assert_allclose(
+            stats.moments[j, 4:],
+            covariance.second_order_of((y.T * w[rows]) @ y),
+            rtol=1e-12,
+        )
+
+
+def test_floored_exponents_change_no_statistic(monkeypatch):
+    """Flooring log-densities far below a row's maximum (for numpy's fast
+    exp) leaves the statistics as they were, to rounding."""
+    model = random_model("full", n_components=4, n_features=8)
+    # Narrow components far apart: most log-densities are far below -700.
+    narrow = Mixture(
+        model.weights,
+        30.0 * model.means,
+        model.covariances / 50.0,
+        model.covariance.precisions_cholesky(model.covariances / 50.0),
+        model.covariance,
+    )
+    X = narrow.sample(np.random.RandomState(0), 2000)[0]
+    # The numpy kernel's (the compiled one has its own exp, without a slow path).
+    monkeypatch.setenv("SKLEARN_EM_ENGINE", "numpy")
+    floored = TrainingData(X, None, model.covariance, 4)
+    assert floored.dense.floor_exp and floored.dense.compiled is None
+    monkeypatch.setattr(dense_module, "_FLOOR_FROM_FEATURES", 100)
+    exact = TrainingData(X, None, model.covariance, 4)
+    assert not exact.dense.floor_exp
+    dense = exact.dense
+    log_prob = dense.log_prob(dense.workspace(), X, dense.prepare(narrow))[1]
+    assert np.mean(log_prob - log_prob.max(axis=0) < -700) > 0.5
+    got, expected = floored.stats(narrow), exact.stats(narrow)
+    assert_allclose(got.moments, expected.moments, rtol=1e-14, atol=1e-250)
+    assert got.log_likelihood == expected.log_likelihood
+
+
 @pytest.mark.parametrize("covariance_type", ["full", "tied"])
 def test_direct_form_equals_the_feature_form(monkeypatch, covariance_type):
     """Above DIRECT_SECOND_ORDER the kernel forms no feature rows; the
