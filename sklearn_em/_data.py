@@ -741,7 +741,12 @@ class TrainingData:
                 if log_norm is not None and not direct:
                     log_norm[start:stop] = norm
                 if n_bad:
-                    flagged.append(np.flatnonzero(np.isnan(norm)) + start)
+                    bad = (
+                        np.isnan(norm)
+                        if resp is not None or log_norm is not None
+                        else labels[start:stop] < 0
+                    )
+                    flagged.append(np.flatnonzero(bad) + start)
             return flagged
 
         flagged = [rows for part in self._map_ranges(work) for rows in part]

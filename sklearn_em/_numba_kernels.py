@@ -314,18 +314,28 @@ def _flag_rows(lp, m, flags):  # pragma: no cover - compiled
 
 
 @_jit
-def _argmax(lp, m, best, out):  # pragma: no cover - compiled
+def _argmax(lp, m, best, total, out):  # pragma: no cover - compiled
     """``out[:m] = lp[:, :m].argmax(axis=0)``: the first maximum, as argmax
-    (a later component takes over only when strictly higher)."""
+    (a later component takes over only when strictly higher); -1 for a row
+    with a log-density that is not finite (as :func:`_flag_rows` flags it, in
+    the same pass); returns how many."""
     k = lp.shape[0]
     for i in range(m):
         best[i] = lp[0, i]
+        total[i] = lp[0, i]
         out[i] = 0
     for j in range(1, k):
         for i in range(m):
             better = lp[j, i] > best[i]
             best[i] = lp[j, i] if better else best[i]
             out[i] = j if better else out[i]
+            total[i] += lp[j, i]
+    bad = 0
+    for i in range(m):
+        flagged = total[i] - total[i] != 0.0
+        out[i] = -1 if flagged else out[i]
+        bad += flagged
+    return bad
 
 
 @_jit
@@ -337,10 +347,10 @@ def posterior_rows(  # pragma: no cover - compiled
     ``log_norm`` (n,) gets ``log p(x)``; ``resp`` (n, k), unless empty, the
     responsibilities (then ``log_norm`` is computed anyway); ``labels`` (n,),
     unless empty, the most probable component (the first on ties, as
-    argmax). With only labels asked, no ``exp`` is taken and ``log_norm``
-    holds 0. Rows with a log-density that is not finite (squares that
-    overflowed) get ``log_norm`` NaN, for the caller to redo; returns their
-    count. ``scratch`` is (4, BLOCK).
+    argmax). With only labels asked, no ``exp`` is taken and ``log_norm`` is
+    not written. Rows with a log-density that is not finite (squares that
+    overflowed) get ``log_norm`` NaN and label -1, for the caller to redo;
+    returns their count. ``scratch`` is (4, BLOCK).
     """
     n = x.shape[0]
     want_resp, want_labels = resp.shape[0] > 0, labels.shape[0] > 0
@@ -352,16 +362,15 @@ def posterior_rows(  # pragma: no cover - compiled
         m = stop - start
         _features(x, start, stop, center, kind, f)
         _log_densities(f, m, w_matrix, lp)
-        n_bad += _flag_rows(lp, m, nan)
+        bad = 0
         if want_labels:
-            _argmax(lp, m, top, labels[start:stop])
+            bad = _argmax(lp, m, top, nan, labels[start:stop])
         if normalize:
+            bad = _flag_rows(lp, m, nan)
             _normalize(lp, m, top, total, log_total)
             for i in range(m):
                 log_norm[start + i] = log_total[i] + nan[i]
-        else:
-            for i in range(m):
-                log_norm[start + i] = nan[i]
+        n_bad += bad
         if want_resp:
             _store_transposed(lp, m, resp[start:stop])
     return n_bad
