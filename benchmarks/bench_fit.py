@@ -36,6 +36,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
@@ -290,7 +291,9 @@ def suite_threads(cfg):
 
 def suite_default_fit(cfg):
     """Whole default fit() (k-means init, EM to convergence, final E-step),
-    n_components=3 and random_state=seed for both: the same k-means start."""
+    n_components=3 and random_state=seed for both: the same k-means start.
+    kmeans_s: that start alone, scikit-learn's KMeans(n_init=1), which both
+    run, timed in the same run."""
     seed = cfg["seed"]
     X, _ = make_three_gaussians(cfg["default_fit_size"], random_state=seed)
     makers = {
@@ -299,7 +302,15 @@ def suite_default_fit(cfg):
     }
     info = {"covariance_type": "full", "n_components": 3, "random_state": seed}
     h.progress(f"default_fit n={len(X)}")
-    return [compare(X, makers, cfg, info)[0]]
+    case = compare(X, makers, cfg, info)[0]
+    kmeans = KMeans(n_clusters=3, n_init=1, random_state=seed)
+    times, _, errors = h.interleaved(
+        {"kmeans": functools.partial(kmeans.fit, X)}, cfg["repeats"]
+    )
+    case["errors"] += errors
+    if times.get("kmeans"):
+        case["kmeans_s"] = h.median(times["kmeans"])
+    return [case]
 
 
 def suite_predict(cfg):
@@ -480,6 +491,14 @@ def report(results, cfg):
         parts += [f"## {name}", "", suite["description"], "", fit_table(cases)]
         if name == "predict":
             parts += ["", predict_table(cases)]
+        for c in cases:
+            if "kmeans_s" in c:
+                kmeans_s = c["kmeans_s"]
+                share = ", ".join(
+                    f"{lib} {h.ratio(kmeans_s, c[lib]['median_fit_s']):.0%}"
+                    for lib in c["libraries"]
+                )
+                parts += ["", f"k-means start: {h.fmt(kmeans_s)} s ({share} of fit)"]
         if float32_table(cases):
             parts += ["", "float32: max abs error against our float64 fit:", ""]
             parts += [float32_table(cases)]
