@@ -73,6 +73,8 @@ def test_quick_gate_passes_and_records_what_it_measured(quick):
     for c in suites["sizes"]:
         assert c["libraries"][:-1] == [bench_fit.ENGINE_NAMES[e] for e in engines]
         assert c["floor_s"] > 0
+    (default_fit,) = suites["default_fit"]
+    assert default_fit["kmeans_s"] > 0  # the start both libraries share, timed
     (threads,) = suites["threads"]
     assert threads["ours_n_jobs_1"]["n_jobs_effective"] == 1
     assert threads["ours_n_jobs_2"]["n_jobs_effective"] == 2
