@@ -58,8 +58,10 @@ def _exp(x0):  # pragma: no cover - compiled
     (where the true value is subnormal, at most 2.2e-308).
 
     exp(x) = 2^n exp(r), n = round(x / ln 2), r = x - n ln 2 in two parts
-    (Cody-Waite; |r| <= ln 2 / 2), exp(r) by its Taylor polynomial of
-    degree 13 (truncation < 2e-18). 2^n is made in the bits: adding 1.5 *
+    (Cody-Waite; |r| <= ln 2 / 2), exp(r) by a polynomial of degree 11
+    fitted on that interval (Chebyshev, ``mpmath.chebyfit``: error 3e-18,
+    where Taylor needs degree 13; 5% off the E-step). 2^n is made in the
+    bits: adding 1.5 *
     2^52 + 1023 to x / ln 2 rounds it to an integer held in the low bits
     of the sum's mantissa, which a left shift by 52 moves into the
     exponent field. Inlined into loops, LLVM vectorises all of it.
@@ -69,18 +71,16 @@ def _exp(x0):  # pragma: no cover - compiled
     t = x * 1.4426950408889634 + shifter
     n = t - shifter
     r = (x - n * 0.6931471803691238) - n * 1.9082149292705877e-10
-    p = 1.0 / 6227020800.0
-    p = p * r + 1.0 / 479001600.0
-    p = p * r + 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
+    p = 2.5110037605963777e-08
+    p = p * r + 2.763263963904103e-07
+    p = p * r + 2.755724091857897e-06
+    p = p * r + 2.4801485482328494e-05
+    p = p * r + 0.00019841269890047113
+    p = p * r + 0.0013888888952314775
+    p = p * r + 0.008333333333319601
+    p = p * r + 0.0416666666664881
+    p = p * r + 0.1666666666666668
+    p = p * r + 0.5000000000000019
     p = p * r + 1.0
     p = p * r + 1.0
     scale = np.int64(np.float64(t).view(np.int64) << 52).view(np.float64)
