@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import operator
 import warnings
+from concurrent.futures import wait
 from functools import reduce
 
 import numpy as np
@@ -415,11 +416,17 @@ class TrainingData:
             min(n, (i * n_chunks // n_workers) * size) for i in range(n_workers + 1)
         ]
         # Callers hold BLAS to one thread (see _threads.single_threaded_blas).
+        # The calling thread takes the last range itself: one hand-over less.
         futures = [
             executor().submit(work, self._workspaces[i], bounds[i], bounds[i + 1])
-            for i in range(n_workers)
+            for i in range(n_workers - 1)
         ]
-        return [future.result() for future in futures]
+        try:
+            last = work(self._workspaces[n_workers - 1], bounds[-2], bounds[-1])
+        finally:
+            # Never leave a worker running on a workspace the next call reuses.
+            wait(futures)
+        return [*(future.result() for future in futures), last]
 
     def _chunks(self, first: int, last: int):
         """``(start, stop, x, split)`` per chunk; ``split`` is ``None`` for a

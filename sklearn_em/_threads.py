@@ -22,10 +22,13 @@ from threadpoolctl import ThreadpoolController
 # rows with 16 full components.
 THREADS_MIN_WORK = 5e7
 # The same for the compiled kernel, which has no numpy call overhead per chunk
-# to share between threads: on 2 cores, 1e6 rows of 2-D data with 3 full
-# components (work 1.8e7) took 11.7 ms per iteration on one thread and 7.2 ms
-# on two; 1e5 rows 1.35 and 1.25 ms (benchmarks/bench_fit.py, threads suite).
-THREADS_MIN_WORK_COMPILED = 5e6
+# to share between threads. What threads cost is the hand-over: a task's
+# round trip through the pool took 88 us on this 2-core VM, and a whole EM
+# iteration on two threads ~150 us more than on one. Per iteration, 2-D data
+# with 3 full components (work 18 per row), one / two threads: 3e4 rows 0.34
+# / 0.37 ms, 1e5 rows 1.01 / 0.81 ms, 3e5 rows 2.86 / 1.72 ms ('diag': 3e4
+# 0.29 / 0.35, 1e5 0.86 / 0.68).
+THREADS_MIN_WORK_COMPILED = 1.5e6
 
 
 def n_threads(
