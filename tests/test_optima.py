@@ -303,6 +303,81 @@ def test_model_selection_with_the_search_picks_the_true_number(blobs):
     assert picked == {"kmeans": 4, "multistart": 3}
 
 
+# -- the search's parts --
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_kmeans_plusplus_draws_scikit_learns_seeds(blobs, weighted):
+    from sklearn.cluster import kmeans_plusplus
+
+    X, _ = blobs
+    weights = np.random.RandomState(1).uniform(0.5, 2, len(X)) if weighted else None
+    for k in (2, 5, 8):
+        theirs = kmeans_plusplus(
+            X, k, sample_weight=weights, random_state=np.random.RandomState(k)
+        )[1]
+        ours = _optima._kmeans_plusplus(X, k, weights, np.random.RandomState(k))
+        assert_array_equal(ours, theirs)
+
+
+def test_lloyd_ends_at_a_fixed_point_of_kmeans(blobs, monkeypatch):
+    # Given the iterations to converge (the search caps them: LLOYD_ITER).
+    monkeypatch.setattr(_optima, "LLOYD_ITER", 1000)
+    X, _ = blobs
+    seeds = _optima._kmeans_plusplus(X, 5, None, np.random.RandomState(0))
+    centres = _optima._lloyd(X, None, seeds)
+    labels = _optima._nearest(X, centres)
+    # Every centre is the mean of the rows nearest to it.
+    for j in range(5):
+        assert_allclose(centres[j], X[labels == j].mean(axis=0), rtol=1e-12)
+
+
+def test_lloyd_weights_count_as_repeated_rows():
+    X = make_three_gaussians(200, random_state=5)[0]
+    weights = np.random.RandomState(6).randint(1, 4, size=len(X))
+    seeds = np.array([3, 50, 120])
+    weighted = _optima._lloyd(X, weights.astype(float), seeds)
+    # The same seeds among the repeated rows: the first copy of each.
+    first_copy = np.concatenate([[0], np.cumsum(weights)[:-1]])
+    repeated = _optima._lloyd(np.repeat(X, weights, axis=0), None, first_copy[seeds])
+    assert_allclose(weighted, repeated, rtol=1e-12)
+
+
+def converged(search, labels, reg_covar=1e-6):
+    start = _optima.params_from_stats(
+        search.stats_given(labels=labels), search.covariance, reg_covar
+    )
+    return _optima.run_em(search, start, tol=1e-8, max_iter=1000, reg_covar=reg_covar)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_a_split_and_merge_move_never_lowers_the_log_likelihood(covariance_type):
+    X = make_three_gaussians(600, random_state=8)[0]
+    source = TrainingData(X, None, get_covariance(covariance_type), 5)
+    search = _optima.search_source(source, np.random.RandomState(0))
+    labels = np.random.RandomState(9).randint(0, 5, size=len(X))
+    best = converged(search, labels)
+    moved = _optima.split_and_merge(search, best, 1e-6, 4)
+    assert moved.lower_bound >= best.lower_bound
+
+
+def test_a_split_and_merge_move_leaves_a_local_optimum():
+    # Three separate clusters on a line; the start puts two components in the
+    # first and one across the other two: EM stays there (a local optimum).
+    rng = np.random.RandomState(10)
+    X = np.concatenate([rng.normal(c, 1.0, size=(200, 2)) for c in (0, 10, 20)])
+    source = TrainingData(X, None, get_covariance("full"), 3)
+    search = _optima.search_source(source, np.random.RandomState(0))
+    labels = np.full(len(X), 2)
+    labels[:200] = X[:200, 1] > 0
+    stuck = converged(search, labels)
+    # One move (merge the two in the first cluster, split the wide one)
+    # reaches the three clusters.
+    moved = _optima.split_and_merge(search, stuck, 1e-6, 1)
+    assert moved.lower_bound > stuck.lower_bound + 0.1
+    assert_allclose(np.sort(moved.model.means[:, 0]), [0, 10, 20], atol=0.3)
+
+
 # -- the benchmark --
 
 
