@@ -27,8 +27,11 @@ THREADS_MIN_WORK = 5e7
 # iteration on two threads ~150 us more than on one. Per iteration, 2-D data
 # with 3 full components (work 18 per row), one / two threads: 3e4 rows 0.34
 # / 0.37 ms, 1e5 rows 1.01 / 0.81 ms, 3e5 rows 2.86 / 1.72 ms ('diag': 3e4
-# 0.29 / 0.35, 1e5 0.86 / 0.68).
-THREADS_MIN_WORK_COMPILED = 1.5e6
+# 0.29 / 0.35, 1e5 0.86 / 0.68). But in bench_fit.py's sizes suite, where
+# scikit-learn's BLAS threads run between our fits, 1e5 rows on two threads
+# took 1.47 ms against 1.33 on one in the previous run: around 1e5 rows it is
+# a wash here, so two threads start from 3e6 (1.7e5 such rows).
+THREADS_MIN_WORK_COMPILED = 3e6
 
 
 def n_threads(
