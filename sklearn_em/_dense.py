@@ -168,9 +168,8 @@ class DenseKernel:
         # where a few microseconds per call add up on small data). Read only.
         self._common_centers = np.broadcast_to(self.center, (n_components, n_features))
         self._ones = np.ones(n_components)
-        self._all = np.arange(n_components)
-        self.component_ids = self._all
-        self._none = self._all[:0]
+        self.component_ids = np.arange(n_components)
+        self._none = self.component_ids[:0]
 
     def workspace(self) -> Workspace:
         return Workspace()
@@ -188,7 +187,7 @@ class DenseKernel:
         peaks = model.log_peaks(log_weights)
         if self.direct:
             w_matrix = None
-            local = self._all
+            local = self.component_ids
         else:
             centred = model.means - self.center
             w_matrix = self.covariance.log_prob_weights(
