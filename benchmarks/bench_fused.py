@@ -1,5 +1,6 @@
 """Tune the fused Triton E-step: rows per step, warps, rows each thread loads
-at once, and programs per SM.
+at once, steps summed in float32, loading a step ahead, a register cap and
+programs per SM.
 
 For each case (d = 2, k = 3, full: 1e7 float64 rows and 1e8 float32 rows, on
 a CUDA device), each launch configuration and, for float32 rows, float64 or
@@ -37,17 +38,30 @@ CASES = {
     "d2_k3_f64": (10**7, "float64"),
     "d2_k3_f32": (10**8, "float32"),
 }
-# (float32 arithmetic, rows per step, warps, rows each thread loads at once,
-# programs per SM), the first of a case the float64 reference.
+# Launch settings (FusedEStep's keywords), the first of a case the float64
+# reference; "per_sm" is programs per multiprocessor. Unnamed settings take
+# the module's defaults.
+F64 = dict(float32_arithmetic=False, group=1)
 CONFIGS = {
-    "float64": [(False, 128, 4, 1, 8), (False, 128, 4, 2, 8), (False, 128, 4, 4, 8)],
+    "float64": [
+        dict(F64, prefetch=False),
+        dict(F64, prefetch=True),
+        dict(F64, group=2, prefetch=True),
+        dict(F64, prefetch=True, per_sm=4),
+    ],
     "float32": [
-        (False, 128, 4, 4, 8),
-        (True, 128, 4, 1, 8),
-        (True, 128, 4, 4, 8),
-        (True, 128, 4, 8, 8),
-        (True, 256, 8, 8, 8),
-        (True, 128, 4, 8, 16),
+        dict(float32_arithmetic=False, group=4, prefetch=False),
+        dict(group=4, prefetch=True, per_sm=3),
+        dict(group=4, prefetch=True, per_sm=6),
+        dict(group=4, prefetch=True, per_sm=8),
+        dict(group=4, prefetch=False, per_sm=3),
+        dict(group=4, prefetch=False, per_sm=8),
+        dict(group=4, prefetch=True, per_sm=3, flush=1),
+        dict(group=2, prefetch=True, per_sm=4),
+        dict(group=2, prefetch=True, per_sm=8),
+        dict(group=4, prefetch=True, per_sm=4, maxnreg=128),
+        dict(group=4, prefetch=True, per_sm=8, maxnreg=128),
+        dict(group=4, prefetch=True, per_sm=2, block=256, num_warps=8),
     ],
 }
 
@@ -86,7 +100,7 @@ def main(argv=None) -> int:
     from sklearn_em._covariance import get_covariance
     from sklearn_em._dense import DenseKernel
     from sklearn_em._model import Mixture
-    from sklearn_em._triton_kernels import FusedEStep
+    from sklearn_em._triton_kernels import PROGRAMS_PER_SM, FusedEStep
 
     repeats = args.repeats or 20
     seed = args.seed or 0
@@ -124,17 +138,22 @@ def main(argv=None) -> int:
             floor.append(time.perf_counter() - t0)
         floor_ms = 1e3 * h.median(floor[1:])
         reference = None
-        for f32, block, warps, group, per_sm in CONFIGS[dtype]:
+        for config in CONFIGS[dtype]:
+            options = dict(config)
+            per_sm = options.pop("per_sm", PROGRAMS_PER_SM)
             fused = FusedEStep(
-                X, None, *plan, 3, center, programs=per_sm * sms, block=block,
-                num_warps=warps, float32_arithmetic=f32, group=group,
-            )  # fmt: skip
-            moments, _ = fused(w_matrix)  # compiles on first use
+                X, None, *plan, 3, center, programs=per_sm * sms, **options
+            )
+            f32 = fused.float32_arithmetic
+            moments, log_likelihood = fused(w_matrix)  # compiles on first use
             if reference is None:
-                reference = moments  # float64 arithmetic, the first launch
-            diff = float(np.abs(moments - reference).max() / np.abs(reference).max())
-            if not diff <= (1e-5 if f32 else 1e-12):
-                failures.append(f"{name} {f32} {block}/{warps}/{group}: {diff:.2g}")
+                reference = moments, log_likelihood  # float64 arithmetic
+            diff = float(
+                np.abs(moments - reference[0]).max() / np.abs(reference[0]).max()
+            )
+            ll_diff = abs(log_likelihood - reference[1]) / abs(reference[1])
+            if not max(diff, ll_diff) <= (1e-5 if f32 else 1e-12):
+                failures.append(f"{name} {config}: {diff:.2g}, {ll_diff:.2g}")
             start = torch.cuda.Event(enable_timing=True)
             stop = torch.cuda.Event(enable_timing=True)
             kernel_ms = []
@@ -151,22 +170,27 @@ def main(argv=None) -> int:
                 call_ms.append(1e3 * (time.perf_counter() - t0))
             results.append(
                 {
-                    "case": name, "n": n, "dtype": dtype, "block": block,
-                    "arithmetic": "float32" if f32 else "float64", "group": group,
-                    "num_warps": warps, "programs_per_sm": per_sm,
+                    "case": name, "n": n, "dtype": dtype, "block": fused.block,
+                    "arithmetic": "float32" if f32 else "float64",
+                    "group": fused.group, "flush": fused.flush,
+                    "prefetch": fused.prefetch, "maxnreg": fused.maxnreg,
+                    "num_warps": fused.num_warps, "programs_per_sm": per_sm,
+                    "programs": fused.programs,
+                    "rel_diff_log_likelihood": ll_diff,
                     "kernel_ms": h.median(kernel_ms), "call_ms": h.median(call_ms),
                     "floor_ms": floor_ms, "rel_diff_vs_first": diff, **host,
                 }
             )  # fmt: skip
     header = [
-        "<case", "arithmetic", "block", "warps", "group", "progs/SM", "kernel ms",
-        "call ms", "floor ms",
+        "<case", "arithmetic", "block", "warps", "group", "flush", "prefetch",
+        "maxnreg", "progs/SM", "kernel ms", "call ms", "floor ms", "rel diff",
     ]  # fmt: skip
     rows = [
         [
             r["case"], r["arithmetic"], r["block"], r["num_warps"], r["group"],
-            r["programs_per_sm"],
+            r["flush"], r["prefetch"], r["maxnreg"] or "-", r["programs_per_sm"],
             f"{r['kernel_ms']:.3f}", f"{r['call_ms']:.3f}", f"{r['floor_ms']:.3f}",
+            f"{max(r['rel_diff_vs_first'], r['rel_diff_log_likelihood']):.1e}",
         ]
         for r in results
     ]  # fmt: skip

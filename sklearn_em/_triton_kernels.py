@@ -15,10 +15,16 @@ registers:
 
 Each program walks a contiguous range of rows and writes one row of partial
 sums; the host adds the programs' rows in a fixed order (a device sum of a
-fixed shape), so a fit is reproducible on a given device. All arithmetic is
-in float64, float32 rows are widened as they are read: results equal the
-matrix-product form's to rounding (tested at 1e-12 under Triton's
-interpreter, and on a GPU where there is one).
+fixed shape), so a fit is reproducible on a given device. float64 data get
+float64 arithmetic: results equal the matrix-product form's to rounding
+(tested at 1e-12 under Triton's interpreter, and on a GPU where there is
+one). float32 data get float32 arithmetic per row, as scikit-learn's float32
+path, with sums over rows in float64 (tested at 1e-5).
+
+Measured on an H200 (``benchmarks/bench_fused.py``, d=2, k=3, full), the
+kernel alone: 1e8 float32 rows 0.41 ms, 2.0x the time of one read of ``X``
+(0.60 ms before the per-row work below was cut from ~124 to ~78 instructions
+a row and loads went a step ahead); 1e7 float64 rows 0.20 ms.
 
 Only imported where Triton is installed; the engine falls back to the
 matrix-product form everywhere else (see :func:`available`).
@@ -46,6 +52,13 @@ PROGRAMS_PER_SM = 8
 # Rows per step of a program: one per thread lane at 4 warps.
 BLOCK = 128
 
+LOG2E = 1.0 / np.log(2.0)
+
+# Load each step's rows a step ahead of their arithmetic. Measured on an
+# H200 (d=2, k=3, full, 8 programs per multiprocessor): 1e8 float32 rows
+# 0.513 -> 0.406 ms, 1e7 float64 rows 0.220 -> 0.199 ms.
+PREFETCH = True
+
 
 def default_group(n_products: int, float32_arithmetic: bool) -> int:
     """Rows each thread loads ahead of its arithmetic, as many as pay and fit
@@ -53,44 +66,80 @@ def default_group(n_products: int, float32_arithmetic: bool) -> int:
     sums.
 
     Measured on an H200 (``benchmarks/bench_fused.py``, d=2, k=3, full): 1e8
-    float32 rows, float32 arithmetic, kernel 1.06 / 0.60 / 0.75 ms with 1 / 4
-    / 8 rows (bandwidth floor 0.20 ms); 1e7 float64 rows, float64
-    arithmetic, 0.223 / 0.228 / 0.236 ms with 1 / 2 / 4 (compute-bound: no
-    gain). ptxas for sm_90, 4 warps, weighted: float32 k=3 (18 products) with
-    4 rows 127 registers, k=8 (48) 255 without spills. With float32
-    arithmetic the group's products are also summed in float32 first: at
-    most 4 terms.
+    float32 rows, float32 arithmetic, kernel 0.46 / 0.41 ms with 2 / 4 rows
+    (an earlier version: 1.06 / 0.60 / 0.75 ms with 1 / 4 / 8; bandwidth
+    floor 0.20 ms); 1e7 float64 rows, float64 arithmetic, 0.199 / 0.200 ms
+    with 1 / 2 (compute-bound: no gain). ptxas for sm_90, 4 warps, rows
+    loaded a step ahead: float32 k=3 (18 products) with 4 rows 163
+    registers, k=8 (48) with 2 rows 235; float64 k=8 255, with 3 values
+    reloaded from local memory per row.
     """
     if float32_arithmetic:
         return 4 if n_products <= 30 else 2
     return 1
 
 
+# Rows per thread summed in float32 before a float64 sum: at most this many
+# (float32 sums of 32 terms keep ~2e-6 of their own size), fewer where the
+# product of that many normalisers (each <= k) could overflow float32.
+# Measured on an H200 (1e8 float32 rows, d=2, k=3, 4 rows a step): kernel
+# 0.55 ms flushing every step (4 rows), 0.41 ms every 8 steps (32 rows).
+MAX_FLUSH_ROWS = 32
+
+
+def default_flush(n_components: int, group: int) -> int:
+    """Steps of ``group`` rows per thread summed in float32 at a time."""
+    rows = min(MAX_FLUSH_ROWS, int(120 / np.log2(max(n_components, 2))))
+    return max(1, rows // group)
+
+
 def _kernel_source(
-    name: str, d: int, k: int, a, b, weighted: bool, f32: bool, group: int
+    name: str,
+    d: int,
+    k: int,
+    a,
+    b,
+    weighted: bool,
+    f32: bool,
+    group: int,
+    flush: int,
+    prefetch: bool,
 ):
-    """Source of a kernel for one shape, straight-line code over 1-D row
+    """Source of a kernel for one shape: straight-line code over 1-D row
     vectors, so that every value of a row stays in one thread's registers and
     nothing crosses threads until the programs' final sums.
 
     Column ``c`` of the feature rows is ``u_a * u_b`` with ``u_i = x_i - c_i``
-    and ``u_d = 1``. Each thread loads ``group`` rows before it works on any
-    of them: with one row in flight per thread, memory latency and not
-    arithmetic set the time (measured: 0.94 ms for 1e8 float32 rows on an
-    H200, whose bandwidth floor is 0.2 ms, with ~120 instructions a row).
-    With ``f32`` (float32 data) the per-row arithmetic is float32, and the
-    group's products are summed in float32 before they join each thread's
-    float64 sums (conversions and float64 additions per row cost more than
-    the float32 rows themselves). Sums over more rows are float64 either way.
+    and ``u_d = 1``. A step loads ``group`` rows per thread before it works on
+    any of them: with one row in flight per thread, memory latency and not
+    arithmetic set the time (0.94 ms for 1e8 float32 rows on an H200, whose
+    bandwidth floor is 0.2 ms). Whole steps run unmasked; one masked step ends
+    each program's range.
+
+    With ``f32`` (float32 data) the per-row arithmetic is float32 in base-2
+    units (the weights come scaled by ``log2(e)``, so each density is one
+    ``exp2``), and the products of ``flush`` steps are summed in float32
+    before they join each thread's float64 sums: a conversion and a float64
+    addition per product and row cost more than the float32 row itself.
+    Unweighted, the log-likelihood takes one ``log2`` per ``flush`` steps, of
+    the product of the rows' normalisers (each in ``[1, k]``). Sums over more
+    rows are float64 either way, and float64 data keep float64 arithmetic.
     """
     q = len(a)
     ty = "tl.float32" if f32 else "tl.float64"
-    partial = f32 and group > 1
+    partial = f32
+    product = f32 and not weighted
     lines = [
         f"def {name}(x_ptr, w_ptr, center_ptr, weights_ptr, out_ptr, n, "
         "stride_row, stride_col, rows_per_program, BLOCK: tl.constexpr):",
         "    pid = tl.program_id(0)",
         "    start = pid.to(tl.int64) * rows_per_program",
+        # 64-bit offsets once per program; 32-bit ones within it (the caller
+        # keeps a program's elements below 2**31).
+        "    x_base = x_ptr + start * stride_row",
+        "    w_base = weights_ptr + start",
+        "    count = tl.minimum(n - start, rows_per_program).to(tl.int32)",
+        "    lanes = tl.arange(0, BLOCK)",
     ]
     add = lines.append
     for i in range(d):
@@ -100,75 +149,139 @@ def _kernel_source(
             add(f"    w{j}_{c} = tl.load(w_ptr + {j * q + c}).to({ty})")
             add(f"    m{j}_{c} = tl.zeros((BLOCK,), dtype=tl.float64)")
     add("    ll = tl.zeros((BLOCK,), dtype=tl.float64)")
-    # Whole groups per program, ranges never overlap: only the last passes n.
-    add(f"    for outer in range(0, rows_per_program, BLOCK * {group}):")
-    for t in range(group):
-        add(f"        rows_{t} = start + outer + {t} * BLOCK + tl.arange(0, BLOCK)")
-        add(f"        live_{t} = rows_{t} < n")
-        add(f"        base_{t} = x_ptr + rows_{t} * stride_row")
-        for i in range(d):
-            add(
-                f"        x{i}_{t} = tl.load(base_{t} + {i} * stride_col, "
-                f"mask=live_{t}, other=0.0)"
-            )
-        if weighted:
-            add(
-                f"        weight_{t} = tl.load(weights_ptr + rows_{t}, "
-                f"mask=live_{t}, other=0.0)"
-            )
-    if partial:
+
+    def zero_partials(indent):
+        if not partial:
+            return
         for j in range(k):
             for c in range(q):
-                add(f"        p{j}_{c} = tl.zeros((BLOCK,), dtype=tl.float32)")
-        add("        pl = tl.zeros((BLOCK,), dtype=tl.float32)")
-    sums = "p" if partial else "m"
-    ll = "pl" if partial else "ll"
-    for t in range(group):
-        for i in range(d):
-            add(f"        y{i} = x{i}_{t}.to({ty}) - c{i}")
-        terms = []
-        for c in range(q):
-            factors = [f"y{i}" for i in (a[c], b[c]) if i < d]
-            if not factors:
-                terms.append(None)  # the constant column
-            elif len(factors) == 1:
-                terms.append(factors[0])
+                add(f"{indent}p{j}_{c} = tl.zeros((BLOCK,), dtype=tl.float32)")
+        add(f"{indent}pl = tl.zeros((BLOCK,), dtype=tl.float32)")
+        if product:
+            add(f"{indent}prod = tl.full((BLOCK,), 1.0, dtype=tl.float32)")
+
+    def flush_partials(indent):
+        if not partial:
+            return
+        for j in range(k):
+            for c in range(q):
+                add(f"{indent}m{j}_{c} += p{j}_{c}.to(tl.float64)")
+        if product:
+            add(f"{indent}pl += tl.log2(prod)")
+        add(f"{indent}ll += pl.to(tl.float64)")
+
+    def load(indent, first, masked, prefix=""):
+        """Load ``group`` rows per thread from row ``first``."""
+        for t in range(group):
+            add(f"{indent}offs_{t} = {first} + {t} * BLOCK + lanes")
+            mask = ""
+            if masked:
+                add(f"{indent}live_{t} = offs_{t} < count")
+                mask = f", mask=live_{t}, other=0.0"
+            for i in range(d):
+                add(
+                    f"{indent}{prefix}x{i}_{t} = tl.load(x_base + offs_{t} * "
+                    f"stride_row + {i} * stride_col{mask})"
+                )
+            if weighted:
+                add(f"{indent}{prefix}weight_{t} = tl.load(w_base + offs_{t}{mask})")
+
+    def take_prefetched(indent):
+        for t in range(group):
+            for i in range(d):
+                add(f"{indent}x{i}_{t} = nx{i}_{t}")
+            if weighted:
+                add(f"{indent}weight_{t} = nweight_{t}")
+
+    def step(indent, first, masked):
+        """One step: ``group`` rows per thread from row ``first``; with
+        ``prefetch`` the rows were loaded a step earlier, and the next step's
+        are loaded now."""
+        if not prefetch:
+            load(indent, first, masked)
+        else:
+            take_prefetched(indent)
+            if masked:
+                for t in range(group):
+                    add(f"{indent}offs_{t} = {first} + {t} * BLOCK + lanes")
+                    add(f"{indent}live_{t} = offs_{t} < count")
             else:
-                add(f"        g{c} = {factors[0]} * {factors[1]}")
-                terms.append(f"g{c}")
-        for j in range(k):
-            expr = " + ".join(
-                f"w{j}_{c}" if v is None else f"w{j}_{c} * {v}"
-                for c, v in enumerate(terms)
-            )
-            add(f"        lp{j} = {expr}")
-        top = "lp0"
-        for j in range(1, k):
-            top = f"tl.maximum({top}, lp{j})"
-        add(f"        top = {top}")
-        for j in range(k):
-            add(f"        e{j} = tl.exp(lp{j} - top)")
-        add("        total = " + " + ".join(f"e{j}" for j in range(k)))
-        add("        log_norm = tl.log(total) + top")
-        add("        scale = 1.0 / total")
-        if weighted:
-            add(f"        scale = scale * weight_{t}.to({ty})")
-            add(f"        log_norm = log_norm * weight_{t}.to({ty})")
-        add(f"        scale = tl.where(live_{t}, scale, 0.0)")
-        value = f"tl.where(live_{t}, log_norm, 0.0)"
-        add(f"        {ll} += {value if partial else value + '.to(tl.float64)'}")
-        for j in range(k):
-            add(f"        r{j} = e{j} * scale")
-            for c, v in enumerate(terms):
-                product = f"r{j}" if v is None else f"r{j} * {v}"
-                if not partial:
-                    product = f"({product}).to(tl.float64)"
-                add(f"        {sums}{j}_{c} += {product}")
-    if partial:
-        for j in range(k):
+                load(indent, f"{first} + BLOCK * {group}", True, "n")
+        sums = "p" if partial else "m"
+        ll = "pl" if partial else "ll"
+        for t in range(group):
+            for i in range(d):
+                add(f"{indent}y{i} = x{i}_{t}.to({ty}) - c{i}")
+            terms = []
             for c in range(q):
-                add(f"        m{j}_{c} += p{j}_{c}.to(tl.float64)")
-        add("        ll += pl.to(tl.float64)")
+                factors = [f"y{i}" for i in (a[c], b[c]) if i < d]
+                if not factors:
+                    terms.append(None)  # the constant column
+                elif len(factors) == 1:
+                    terms.append(factors[0])
+                else:
+                    add(f"{indent}g{c} = {factors[0]} * {factors[1]}")
+                    terms.append(f"g{c}")
+            for j in range(k):
+                expr = " + ".join(
+                    f"w{j}_{c}" if v is None else f"w{j}_{c} * {v}"
+                    for c, v in enumerate(terms)
+                )
+                add(f"{indent}lp{j} = {expr}")
+            top = "lp0"
+            for j in range(1, k):
+                top = f"tl.maximum({top}, lp{j})"
+            add(f"{indent}top = {top}")
+            exp = "tl.exp2" if f32 else "tl.exp"
+            for j in range(k):
+                add(f"{indent}e{j} = {exp}(lp{j} - top)")
+            add(f"{indent}total = " + " + ".join(f"e{j}" for j in range(k)))
+            add(f"{indent}scale = 1.0 / total")
+            if product:
+                if masked:
+                    add(f"{indent}total = tl.where(live_{t}, total, 1.0)")
+                    add(f"{indent}top = tl.where(live_{t}, top, 0.0)")
+                add(f"{indent}prod = prod * total")
+                add(f"{indent}pl += top")
+            else:
+                log = "tl.log2" if f32 else "tl.log"
+                add(f"{indent}log_norm = {log}(total) + top")
+                if weighted:
+                    add(f"{indent}log_norm = log_norm * weight_{t}.to({ty})")
+                if masked:
+                    add(f"{indent}log_norm = tl.where(live_{t}, log_norm, 0.0)")
+                value = "log_norm" if partial else "log_norm.to(tl.float64)"
+                add(f"{indent}{ll} += {value}")
+            if weighted:
+                add(f"{indent}scale = scale * weight_{t}.to({ty})")
+            if masked:
+                add(f"{indent}scale = tl.where(live_{t}, scale, 0.0)")
+            for j in range(k):
+                add(f"{indent}r{j} = e{j} * scale")
+                for c, v in enumerate(terms):
+                    term = f"r{j}" if v is None else f"r{j} * {v}"
+                    if not partial:
+                        term = f"({term}).to(tl.float64)"
+                    add(f"{indent}{sums}{j}_{c} += {term}")
+
+    add(f"    full = count // (BLOCK * {group})")
+    if prefetch:
+        load("    ", "0", True, "n")
+    if partial:
+        # float32 partial sums over at most `flush` steps at a time.
+        add(f"    for outer in range(0, full // {flush}):")
+        zero_partials("        ")
+        add(f"        for inner in range(0, {flush}):")
+        step("            ", f"(outer * {flush} + inner) * (BLOCK * {group})", False)
+        flush_partials("        ")
+        zero_partials("    ")
+        add(f"    for s in range(full // {flush} * {flush}, full):")
+        step("        ", f"s * (BLOCK * {group})", False)
+    else:
+        add("    for s in range(0, full):")
+        step("        ", f"s * (BLOCK * {group})", False)
+    step("    ", f"full * (BLOCK * {group})", True)
+    flush_partials("    ")
     add(f"    out = out_ptr + pid * {k * q + 1}")
     for j in range(k):
         for c in range(q):
@@ -180,7 +293,17 @@ def _kernel_source(
 _KERNELS: dict = {}
 
 
-def kernel_for(d: int, k: int, a, b, weighted: bool, f32: bool, group: int = 1):
+def kernel_for(
+    d: int,
+    k: int,
+    a,
+    b,
+    weighted: bool,
+    f32: bool,
+    group: int = 1,
+    flush: int = 1,
+    prefetch: bool = False,
+):
     """The jitted kernel of one shape, written and decorated once per process.
 
     Triton reads a kernel's source with :func:`inspect.getsource`; the
@@ -188,12 +311,13 @@ def kernel_for(d: int, k: int, a, b, weighted: bool, f32: bool, group: int = 1):
     own, as for any code without a file.
     """
     key = (
-        d, k, tuple(int(i) for i in a), tuple(int(i) for i in b), weighted, f32, group
+        d, k, tuple(int(i) for i in a), tuple(int(i) for i in b), weighted, f32,
+        group, flush, prefetch,
     )  # fmt: skip
     kernel = _KERNELS.get(key)
     if kernel is None:
         name = f"_estep_{len(_KERNELS)}"
-        source = _kernel_source(name, d, k, a, b, weighted, f32, group)
+        source = _kernel_source(name, d, k, a, b, weighted, f32, group, flush, prefetch)
         filename = f"<sklearn_em fused E-step {name} {key}>"
         linecache.cache[filename] = (
             len(source),
@@ -242,6 +366,14 @@ class FusedEStep:
         default for float32 data only.
     group : int or None
         Rows each thread loads at once (by default :func:`default_group`).
+    flush : int or None
+        With float32 arithmetic, steps summed in float32 before they join the
+        float64 sums (by default :func:`default_flush`).
+    prefetch : bool
+        Load each step's rows one step ahead of their arithmetic.
+    maxnreg : int or None
+        Registers per thread the compiler may use on a GPU (None or 0: the
+        compiler's choice).
     """
 
     def __init__(
@@ -259,6 +391,9 @@ class FusedEStep:
         num_warps: int = 4,
         float32_arithmetic: bool | None = None,
         group: int | None = None,
+        flush: int | None = None,
+        prefetch: bool = PREFETCH,
+        maxnreg: int | None = None,
     ):
         import torch
 
@@ -281,6 +416,9 @@ class FusedEStep:
         if group is None:
             group = default_group(n_components * self.q_raw, self.float32_arithmetic)
         self.group = int(group)
+        if flush is None:
+            flush = default_flush(n_components, self.group)
+        self.flush = int(flush) if self.float32_arithmetic else 1
         self.kernel = kernel_for(
             d,
             n_components,
@@ -289,7 +427,14 @@ class FusedEStep:
             sample_weight is not None,
             self.float32_arithmetic,
             self.group,
+            self.flush,
+            bool(prefetch),
         )
+        self.prefetch = bool(prefetch)
+        # A register cap is a compiler option for the GPU (the interpreter
+        # has no registers).
+        self.maxnreg = (maxnreg or None) if X.device.type == "cuda" else None
+        self._options = {} if self.maxnreg is None else {"maxnreg": self.maxnreg}
         device = X.device
         self._center = torch.as_tensor(
             np.asarray(center, dtype=np.float64), device=device
@@ -306,9 +451,17 @@ class FusedEStep:
         step = self.block * self.group
         steps = triton.cdiv(n, step)
         self.programs = max(1, min(int(programs), steps))
-        # Whole steps per program, so no program's range splits a step.
-        self.rows_per_program = step * triton.cdiv(steps, self.programs)
+        # Whole steps per program, so no program's range splits a step, and
+        # offsets within a program's range that fit in 32 bits.
+        steps_per_program = triton.cdiv(steps, self.programs)
+        row_span = max(1, abs(X.stride(0))) + (d - 1) * abs(X.stride(1))
+        limit = (2**31 - 1) // row_span // step
+        steps_per_program = max(1, min(steps_per_program, limit))
+        self.rows_per_program = step * steps_per_program
         self.programs = triton.cdiv(n, self.rows_per_program)
+        # float32 arithmetic works in base 2: weights times log2(e), and the
+        # log-likelihood comes back times log2(e).
+        self._w_scale = LOG2E if self.float32_arithmetic else 1.0
         self._w = torch.zeros(
             (n_components, self.q_raw), dtype=torch.float64, device=device
         )
@@ -340,12 +493,14 @@ class FusedEStep:
         sums = self._out.sum(dim=0).cpu().numpy()
         self.calls += 1
         raw = sums[:-1].reshape(self.k, self.q_raw)
-        return self.moments_of(raw), float(sums[-1])
+        return self.moments_of(raw), float(sums[-1]) / self._w_scale
 
     def launch(self, w_matrix: np.ndarray) -> None:
         """Send the weights and launch the kernel: each program's partial
         sums land in a row of ``self._out`` (asynchronously on a GPU)."""
         w = np.ascontiguousarray(self.weights_of(w_matrix), dtype=np.float64)
+        if self._w_scale != 1.0:
+            w = w * self._w_scale
         self._w.copy_(self.torch.from_numpy(w))
         weights = self.sample_weight
         self.kernel[(self.programs,)](
@@ -360,4 +515,5 @@ class FusedEStep:
             self.rows_per_program,
             BLOCK=self.block,
             num_warps=self.num_warps,
+            **self._options,
         )

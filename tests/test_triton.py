@@ -167,6 +167,55 @@ def test_float32_rows_are_computed_in_float32_and_summed_in_float64(
     assert got.log_likelihood == pytest.approx(want.log_likelihood, rel=1e-6)
 
 
+@pytest.mark.parametrize(
+    "group, flush, prefetch",
+    [(1, 1, False), (1, 1, True), (4, 3, True), (2, 5, False), (4, 1, True)],
+)
+@pytest.mark.parametrize("float32_arithmetic", [False, True], ids=["f64", "f32"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_every_launch_setting_gives_the_same_statistics(
+    kernels, group, flush, prefetch, float32_arithmetic, weighted
+):
+    # 5,000 rows, four programs of ten 128-row steps (group 4): whole float32
+    # flushes, leftover steps and a ragged last step all occur.
+    w = np.random.default_rng(4).random(5000) if weighted else None
+    got, want = _fused_and_gemm(
+        kernels,
+        blobs(5000, 2, np.float32),
+        w,
+        "full",
+        programs=4,
+        block=32,
+        group=group,
+        flush=flush,
+        prefetch=prefetch,
+        float32_arithmetic=float32_arithmetic,
+    )
+    rtol = 1e-5 if float32_arithmetic else 1e-12
+    scale = np.abs(want.moments).max(axis=1, keepdims=True)
+    assert np.all(np.abs(got.moments - want.moments) <= rtol * scale)
+    assert got.log_likelihood == pytest.approx(want.log_likelihood, rel=rtol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_column_major_rows_give_the_same_statistics(kernels, dtype):
+    # Features a row apart in memory (Fortran order): strided loads.
+    Xn = blobs(3000, 2, dtype)
+    X = torch.asarray(np.asfortranarray(Xn), device=_device())
+    assert X.stride(1) != 1
+    covariance = get_covariance("full")
+    model = _model(Xn, "full")
+    source = array_api.ArrayAPIData(X, None, covariance, 3)
+    assert source._fused is not None
+    got = source.stats(model)
+    source._fused = None
+    want = source.stats(model)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    scale = np.abs(want.moments).max(axis=1, keepdims=True)
+    assert np.all(np.abs(got.moments - want.moments) <= rtol * scale)
+    assert got.log_likelihood == pytest.approx(want.log_likelihood, rel=rtol)
+
+
 def test_a_fit_through_the_fused_kernel_is_the_numpy_fit(kernels, covariance_type):
     calls = []
     original = kernels.FusedEStep.__call__
