@@ -351,7 +351,7 @@ class ArrayAPIData:
         if training and not self.direct and _fused_wanted(X):
             from . import _triton_kernels as fused
 
-            if fused.eligible(k, len(rows), d):
+            if fused.eligible(k, len(rows), d) and fused.offsets_fit(X):
                 self._fused = fused.FusedEStep(
                     X, sample_weight, rows, cols, mixing, k, self.center
                 )

@@ -336,6 +336,21 @@ def eligible(n_components: int, n_pairs: int, n_features: int) -> bool:
     return n_components * (1 + n_features + n_pairs) <= MAX_PRODUCTS
 
 
+_MAX_OFFSET = 2**31 - 1
+
+
+def _row_span(X) -> int:
+    """Elements from a row's first feature to its last, plus a row's step."""
+    n_features = X.shape[1]
+    return max(1, abs(X.stride(0))) + (n_features - 1) * abs(X.stride(1))
+
+
+def offsets_fit(X) -> bool:
+    """Whether a few steps of rows of ``X`` fit the kernel's 32-bit offsets
+    (any ``X`` but a view of rows millions of elements apart)."""
+    return _row_span(X) * BLOCK * 8 * 2 <= _MAX_OFFSET
+
+
 class FusedEStep:
     """The fused kernel for one data set's shape, launched once per E-step.
 
@@ -452,11 +467,16 @@ class FusedEStep:
         steps = triton.cdiv(n, step)
         self.programs = max(1, min(int(programs), steps))
         # Whole steps per program, so no program's range splits a step, and
-        # offsets within a program's range that fit in 32 bits.
+        # offsets within a program's range (and a step past it, where rows
+        # are loaded ahead) that fit in 32 bits.
         steps_per_program = triton.cdiv(steps, self.programs)
-        row_span = max(1, abs(X.stride(0))) + (d - 1) * abs(X.stride(1))
-        limit = (2**31 - 1) // row_span // step
-        steps_per_program = max(1, min(steps_per_program, limit))
+        limit = _MAX_OFFSET // (_row_span(X) * step) - 1
+        if limit < 1:
+            raise ValueError(
+                "rows lie too far apart in memory for the fused kernel's 32-bit "
+                f"offsets (strides {X.stride(0)}, {X.stride(1)})"
+            )
+        steps_per_program = min(steps_per_program, limit)
         self.rows_per_program = step * steps_per_program
         self.programs = triton.cdiv(n, self.rows_per_program)
         # float32 arithmetic works in base 2: weights times log2(e), and the

@@ -242,6 +242,46 @@ def test_a_fit_through_the_fused_kernel_is_the_numpy_fit(kernels, covariance_typ
         assert np.abs(got_value - want.__dict__[name]).max() <= 1e-10 * scale
 
 
+class _FarApartRows:
+    """Rows ``stride`` elements apart in memory, as a view of a very wide
+    array would be: only what the kernel's set-up reads."""
+
+    def __init__(self, n, stride):
+        self.shape = (n, 2)
+        self.dtype = torch.float32
+        self.device = torch.device("cpu")
+        self._strides = (stride, 1)
+
+    def stride(self, dim):
+        return self._strides[dim]
+
+
+def _plan():
+    return array_api.second_order_plan(get_covariance("full"), 2)
+
+
+def test_each_program_keeps_its_offsets_within_32_bits(kernels):
+    rows = _FarApartRows(100_000, 2**16)
+    fused = kernels.FusedEStep(rows, None, *_plan(), 3, np.zeros(2), programs=1)
+    step = fused.block * fused.group
+    # One program was asked for; more are used, none of whose offsets (a step
+    # past its range included) passes 2**31 - 1.
+    assert fused.programs > 1
+    assert fused.programs * fused.rows_per_program >= rows.shape[0]
+    assert (fused.rows_per_program + step) * (2**16 + 1) < 2**31
+    assert kernels.offsets_fit(rows)
+
+
+def test_rows_too_far_apart_for_32_bit_offsets_keep_the_matrix_product_form(
+    kernels,
+):
+    rows = _FarApartRows(1000, 2**28)
+    assert not kernels.offsets_fit(rows)
+    with pytest.raises(ValueError, match="32-bit offsets"):
+        kernels.FusedEStep(rows, None, *_plan(), 3, np.zeros(2))
+    assert kernels.offsets_fit(torch.zeros((10, 2)))
+
+
 def test_wide_data_keep_the_matrix_product_form(kernels):
     # 32 features, full: 561 columns per row would not fit in registers.
     X = torch.asarray(blobs(300, 32, np.float64), device=_device())
