@@ -87,10 +87,15 @@ def default_group(n_products: int, float32_arithmetic: bool) -> int:
 MAX_FLUSH_ROWS = 32
 
 
+def flush_rows(n_components: int) -> int:
+    """Rows per thread whose float32 sums (and product of normalisers, each
+    at most ``n_components``: below 2**120) may run before a float64 sum."""
+    return min(MAX_FLUSH_ROWS, int(120 / np.log2(max(n_components, 2))))
+
+
 def default_flush(n_components: int, group: int) -> int:
     """Steps of ``group`` rows per thread summed in float32 at a time."""
-    rows = min(MAX_FLUSH_ROWS, int(120 / np.log2(max(n_components, 2))))
-    return max(1, rows // group)
+    return max(1, flush_rows(n_components) // group)
 
 
 def _kernel_source(
@@ -345,10 +350,17 @@ def _row_span(X) -> int:
     return max(1, abs(X.stride(0))) + (n_features - 1) * abs(X.stride(1))
 
 
-def offsets_fit(X) -> bool:
-    """Whether a few steps of rows of ``X`` fit the kernel's 32-bit offsets
-    (any ``X`` but a view of rows millions of elements apart)."""
-    return _row_span(X) * BLOCK * 8 * 2 <= _MAX_OFFSET
+def _steps_within_offsets(X, step: int) -> int:
+    """Steps of ``step`` rows a program may take so that its 32-bit offsets
+    (a step past its range included, where rows are loaded ahead) fit."""
+    return _MAX_OFFSET // (_row_span(X) * step) - 1
+
+
+def offsets_fit(X, step: int = BLOCK * 4) -> bool:
+    """Whether steps of ``step`` rows of ``X`` (the default launch's) fit the
+    kernel's 32-bit offsets: any ``X`` but a view of rows millions of elements
+    apart."""
+    return _steps_within_offsets(X, step) >= 1
 
 
 class FusedEStep:
@@ -416,6 +428,8 @@ class FusedEStep:
         self.X = X
         self.sample_weight = sample_weight
         n, d = (int(s) for s in X.shape)
+        if n < 1:
+            raise ValueError("the fused E-step needs at least one row")
         self.n, self.d, self.k = n, d, n_components
         self.mixing = mixing
         self.q_raw = 1 + d + len(rows)
@@ -434,6 +448,13 @@ class FusedEStep:
         if flush is None:
             flush = default_flush(n_components, self.group)
         self.flush = int(flush) if self.float32_arithmetic else 1
+        if self.float32_arithmetic and self.group * self.flush > flush_rows(
+            n_components
+        ):
+            raise ValueError(
+                f"group * flush = {self.group * self.flush} rows per float32 sum; "
+                f"at most {flush_rows(n_components)} with {n_components} components"
+            )
         self.kernel = kernel_for(
             d,
             n_components,
@@ -470,7 +491,7 @@ class FusedEStep:
         # offsets within a program's range (and a step past it, where rows
         # are loaded ahead) that fit in 32 bits.
         steps_per_program = triton.cdiv(steps, self.programs)
-        limit = _MAX_OFFSET // (_row_span(X) * step) - 1
+        limit = _steps_within_offsets(X, step)
         if limit < 1:
             raise ValueError(
                 "rows lie too far apart in memory for the fused kernel's 32-bit "

@@ -197,6 +197,84 @@ def test_every_launch_setting_gives_the_same_statistics(
     assert got.log_likelihood == pytest.approx(want.log_likelihood, rel=rtol)
 
 
+@pytest.mark.parametrize(
+    "n_features, n_components, covariance_type",
+    [(1, 8, "full"), (1, 16, "spherical"), (3, 4, "full"), (3, 6, "diag")],
+)
+def test_float32_arithmetic_across_shapes_runs_whole_float32_sums(
+    kernels, n_features, n_components, covariance_type
+):
+    # Two programs of 6,000 rows in steps of 32 x group: the outer loop
+    # flushes its float32 sums into float64 several times per program.
+    Xn = blobs(12_000, n_features, np.float32, seed=7)
+    covariance = get_covariance(covariance_type)
+    with sklearn.config_context(array_api_dispatch=False), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm = GaussianMixture(
+            n_components, covariance_type=covariance_type, max_iter=3, random_state=0
+        ).fit(Xn)
+    model = Mixture(
+        gm.weights_, gm.means_, gm.covariances_, gm.precisions_cholesky_, covariance
+    )
+    X = torch.asarray(Xn, device=_device())
+    source = array_api.ArrayAPIData(X, None, covariance, n_components)
+    fused = kernels.FusedEStep(
+        X,
+        None,
+        *array_api.second_order_plan(covariance, n_features),
+        n_components,
+        source.center,
+        programs=2,
+        block=32,
+    )
+    assert fused.float32_arithmetic
+    steps = 6_000 // (32 * fused.group)
+    assert steps >= 2 * fused.flush
+    source._fused = fused
+    got = source.stats(model)
+    source._fused = None
+    want = source.stats(model)
+    scale = np.abs(want.moments).max(axis=1, keepdims=True)
+    assert np.all(np.abs(got.moments - want.moments) <= 1e-5 * scale)
+    assert got.log_likelihood == pytest.approx(want.log_likelihood, rel=1e-6)
+
+
+def test_the_product_of_normalisers_stays_finite_at_its_bound(kernels):
+    # Sixteen identical components: every row's normaliser is exactly 16,
+    # the largest there is, and a float32 sum runs over 30 rows (16**30 =
+    # 2**120 before its log2).
+    n_components = 16
+    Xn = blobs(16_000, 1, np.float32, seed=8)
+    covariance = get_covariance("full")
+    mean, var = Xn.mean(axis=0), Xn.var(axis=0)
+    covariances = np.tile(np.diag(var)[None], (n_components, 1, 1))
+    model = Mixture(
+        np.full(n_components, 1 / n_components),
+        np.tile(mean, (n_components, 1)),
+        covariances,
+        covariance.precisions_cholesky(covariances),
+        covariance,
+    )
+    X = torch.asarray(Xn, device=_device())
+    source = array_api.ArrayAPIData(X, None, covariance, n_components)
+    assert source._fused is not None
+    fused = source._fused
+    assert fused.group * fused.flush == 30
+    # A whole float32 sum runs in every program.
+    assert fused.rows_per_program // (fused.block * fused.group) >= fused.flush
+    got = source.stats(model)
+    source._fused = None
+    want = source.stats(model)
+    assert np.isfinite(got.log_likelihood)
+    assert got.log_likelihood == pytest.approx(want.log_likelihood, rel=1e-6)
+
+
+def test_float32_sums_longer_than_the_product_bound_are_refused(kernels):
+    X = torch.asarray(blobs(100, 2, np.float32), device=_device())
+    with pytest.raises(ValueError, match="rows per float32 sum"):
+        kernels.FusedEStep(X, None, *_plan(), 8, np.zeros(2), group=4, flush=16)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_column_major_rows_give_the_same_statistics(kernels, dtype):
     # Features a row apart in memory (Fortran order): strided loads.
