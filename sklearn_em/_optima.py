@@ -174,9 +174,11 @@ def _lloyd(points: np.ndarray, weights: np.ndarray | None, seeds: np.ndarray):
     without rows keeps its place."""
     x = np.asarray(points, dtype=np.float64)
     k = len(seeds)
+    d = x.shape[1]
     centres = x[seeds]
     w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)
-    wx = x * w[:, None]
+    wx = (x * w[:, None]).ravel()
+    columns = np.arange(d)
     labels = None
     for _ in range(LLOYD_ITER):
         new = _nearest(x, centres)
@@ -184,9 +186,10 @@ def _lloyd(points: np.ndarray, weights: np.ndarray | None, seeds: np.ndarray):
             break
         labels = new
         totals = np.bincount(labels, weights=w, minlength=k)
-        sums = np.stack(
-            [np.bincount(labels, weights=col, minlength=k) for col in wx.T], axis=1
-        )
+        # Every (label, column) sum in one bincount, in row order as a
+        # bincount per column would add them: one call instead of d.
+        bins = (labels[:, None] * d + columns).ravel()
+        sums = np.bincount(bins, weights=wx, minlength=k * d).reshape(k, d)
         filled = totals > 0
         centres = centres.copy()
         centres[filled] = sums[filled] / totals[filled, None]
