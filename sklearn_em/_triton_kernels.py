@@ -198,6 +198,13 @@ def _kernel_source(
             if weighted:
                 add(f"{indent}weight_{t} = nweight_{t}")
 
+    def weigh(indent, name, t, masked):
+        """``name`` times row ``t``'s weight, and 0 on rows past the end."""
+        if weighted:
+            add(f"{indent}{name} = {name} * weight_{t}.to({ty})")
+        if masked:
+            add(f"{indent}{name} = tl.where(live_{t}, {name}, 0.0)")
+
     def step(indent, first, masked):
         """One step: ``group`` rows per thread from row ``first``; with
         ``prefetch`` the rows were loaded a step earlier, and the next step's
@@ -251,16 +258,10 @@ def _kernel_source(
             else:
                 log = "tl.log2" if f32 else "tl.log"
                 add(f"{indent}log_norm = {log}(total) + top")
-                if weighted:
-                    add(f"{indent}log_norm = log_norm * weight_{t}.to({ty})")
-                if masked:
-                    add(f"{indent}log_norm = tl.where(live_{t}, log_norm, 0.0)")
+                weigh(indent, "log_norm", t, masked)
                 value = "log_norm" if partial else "log_norm.to(tl.float64)"
                 add(f"{indent}{ll} += {value}")
-            if weighted:
-                add(f"{indent}scale = scale * weight_{t}.to({ty})")
-            if masked:
-                add(f"{indent}scale = tl.where(live_{t}, scale, 0.0)")
+            weigh(indent, "scale", t, masked)
             for j in range(k):
                 add(f"{indent}r{j} = e{j} * scale")
                 for c, v in enumerate(terms):
