@@ -61,10 +61,9 @@ def _exp(x0):  # pragma: no cover - compiled
     (Cody-Waite; |r| <= ln 2 / 2), exp(r) by a polynomial of degree 11
     fitted on that interval (Chebyshev, ``mpmath.chebyfit``: error 3e-18,
     where Taylor needs degree 13; 5% off the E-step). 2^n is made in the
-    bits: adding 1.5 *
-    2^52 + 1023 to x / ln 2 rounds it to an integer held in the low bits
-    of the sum's mantissa, which a left shift by 52 moves into the
-    exponent field. Inlined into loops, LLVM vectorises all of it.
+    bits: adding 1.5 * 2^52 + 1023 to x / ln 2 rounds it to an integer held
+    in the low bits of the sum's mantissa, which a left shift by 52 moves
+    into the exponent field. Inlined into loops, LLVM vectorises all of it.
     """
     shifter = 6755399441055744.0 + 1023.0
     x = max(x0, _EXP_FLOOR)

@@ -191,7 +191,6 @@ def _lloyd(points: np.ndarray, weights: np.ndarray | None, seeds: np.ndarray):
         bins = (labels[:, None] * d + columns).ravel()
         sums = np.bincount(bins, weights=wx, minlength=k * d).reshape(k, d)
         filled = totals > 0
-        centres = centres.copy()
         centres[filled] = sums[filled] / totals[filled, None]
     return centres
 
