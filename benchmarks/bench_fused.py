@@ -1,6 +1,5 @@
 """Tune the fused Triton E-step: rows per step, warps, rows each thread loads
-at once, steps summed in float32, loading a step ahead, a register cap and
-programs per SM.
+at once, and programs per SM.
 
 For each case (d = 2, k = 3, full: 1e7 float64 rows and 1e8 float32 rows, on
 a CUDA device), each launch configuration and, for float32 rows, float64 or
@@ -44,24 +43,27 @@ CASES = {
 F64 = dict(float32_arithmetic=False, group=1)
 CONFIGS = {
     "float64": [
-        dict(F64, prefetch=False),
-        dict(F64, prefetch=True),
-        dict(F64, group=2, prefetch=True),
-        dict(F64, prefetch=True, per_sm=4),
+        dict(F64, prefetch=False, maxnreg=0),
+        dict(F64, prefetch=True, maxnreg=0),
+        dict(F64, prefetch=True, maxnreg=96, per_sm=5),
+        dict(F64, prefetch=True, maxnreg=96, per_sm=10),
+        dict(F64, group=2, prefetch=True, maxnreg=96, per_sm=10),
     ],
     "float32": [
-        dict(float32_arithmetic=False, group=4, prefetch=False),
-        dict(group=4, prefetch=True, per_sm=3),
-        dict(group=4, prefetch=True, per_sm=6),
-        dict(group=4, prefetch=True, per_sm=8),
-        dict(group=4, prefetch=False, per_sm=3),
-        dict(group=4, prefetch=False, per_sm=8),
-        dict(group=4, prefetch=True, per_sm=3, flush=1),
-        dict(group=2, prefetch=True, per_sm=4),
-        dict(group=2, prefetch=True, per_sm=8),
-        dict(group=4, prefetch=True, per_sm=4, maxnreg=128),
-        dict(group=4, prefetch=True, per_sm=8, maxnreg=128),
-        dict(group=4, prefetch=True, per_sm=2, block=256, num_warps=8),
+        dict(float32_arithmetic=False, group=4, prefetch=False, maxnreg=0),
+        dict(group=4, maxnreg=0, per_sm=3),
+        dict(group=4, maxnreg=128, per_sm=4),
+        dict(group=4, maxnreg=128, per_sm=8),
+        dict(group=4, maxnreg=96, per_sm=5),
+        dict(group=4, maxnreg=96, per_sm=10),
+        dict(group=4, maxnreg=80, per_sm=6),
+        dict(group=4, maxnreg=80, per_sm=12),
+        dict(group=4, maxnreg=64, per_sm=8),
+        dict(group=2, maxnreg=80, per_sm=6),
+        dict(group=2, maxnreg=64, per_sm=8),
+        dict(group=2, maxnreg=64, per_sm=16),
+        dict(group=4, maxnreg=96, per_sm=5, flush=1),
+        dict(group=4, maxnreg=96, per_sm=5, prefetch=False),
     ],
 }
 

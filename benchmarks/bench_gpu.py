@@ -73,7 +73,7 @@ CASES = {
 DEFAULTS = {
     "cases": list(CASES), "device": "cuda", "namespace": "torch",
     "sizes": {"d2_k3_f64": 10**7, "d2_k3_f32": 10**8, "d32_k16_f64": 10**5},
-    "n_iter": 10, "repeats": 3, "rtol": None, "threads": None,
+    "n_iter": 30, "repeats": 3, "rtol": None, "threads": None,
     "cpu_max_rows": 10**7, "libraries": ["ours", "ours_gemm", "sklearn"],
     "speedup_targets": {"d2_k3_f64": 20.0, "d2_k3_f32": 20.0, "d32_k16_f64": 5.0},
     "floor_target": 3.0,

@@ -54,6 +54,19 @@ BLOCK = 128
 
 LOG2E = 1.0 / np.log(2.0)
 
+# Launch settings for kernels of at most TUNED_PRODUCTS products (d=2, k=3,
+# full has 18), by arithmetic: a register cap per thread and programs per
+# multiprocessor. Larger kernels keep the compiler's registers and
+# PROGRAMS_PER_SM. From bench_fused's sweep on an H200 (1e8 float32 rows,
+# kernel alone): a cap of 128 at 4 programs per SM 0.373 ms, at 8 0.385; 96 at
+# 5 0.385; 80 at 12 0.397; 64 at 8 0.467; no cap at 3 0.422. float64 (1e7
+# rows): no cap at 8 0.231 ms, a cap of 96 at 5 or 10 0.247-0.249.
+TUNED_PRODUCTS = 24
+TUNED = {
+    True: {"maxnreg": 128, "programs_per_sm": 4},
+    False: {"maxnreg": None, "programs_per_sm": 8},
+}
+
 # Load each step's rows a step ahead of their arithmetic. Measured on an
 # H200 (d=2, k=3, full, 8 programs per multiprocessor): 1e8 float32 rows
 # 0.513 -> 0.406 ms, 1e7 float64 rows 0.220 -> 0.199 ms.
@@ -205,20 +218,17 @@ def _kernel_source(
         if masked:
             add(f"{indent}{name} = tl.where(live_{t}, {name}, 0.0)")
 
-    def step(indent, first, masked):
-        """One step: ``group`` rows per thread from row ``first``; with
-        ``prefetch`` the rows were loaded a step earlier, and the next step's
-        are loaded now."""
-        if not prefetch:
-            load(indent, first, masked)
-        else:
+    def step(indent, index, masked):
+        """Step ``index``: ``group`` rows per thread. With ``prefetch`` a
+        whole step's rows were loaded a step earlier, and it loads the next
+        whole step's now (unmasked: past the last one, that one again)."""
+        first = f"({index}) * (BLOCK * {group})"
+        if prefetch and not masked:
             take_prefetched(indent)
-            if masked:
-                for t in range(group):
-                    add(f"{indent}offs_{t} = {first} + {t} * BLOCK + lanes")
-                    add(f"{indent}live_{t} = offs_{t} < count")
-            else:
-                load(indent, f"{first} + BLOCK * {group}", True, "n")
+            following = f"tl.minimum({index} + 1, full - 1) * (BLOCK * {group})"
+            load(indent, following, False, "n")
+        else:
+            load(indent, first, masked)
         sums = "p" if partial else "m"
         ll = "pl" if partial else "ll"
         for t in range(group):
@@ -278,15 +288,15 @@ def _kernel_source(
         add(f"    for outer in range(0, full // {flush}):")
         zero_partials("        ")
         add(f"        for inner in range(0, {flush}):")
-        step("            ", f"(outer * {flush} + inner) * (BLOCK * {group})", False)
+        step("            ", f"outer * {flush} + inner", False)
         flush_partials("        ")
         zero_partials("    ")
         add(f"    for s in range(full // {flush} * {flush}, full):")
-        step("        ", f"s * (BLOCK * {group})", False)
+        step("        ", "s", False)
     else:
         add("    for s in range(0, full):")
-        step("        ", f"s * (BLOCK * {group})", False)
-    step("    ", f"full * (BLOCK * {group})", True)
+        step("        ", "s", False)
+    step("    ", "full", True)
     flush_partials("    ")
     add(f"    out = out_ptr + pid * {k * q + 1}")
     for j in range(k):
@@ -468,6 +478,11 @@ class FusedEStep:
             bool(prefetch),
         )
         self.prefetch = bool(prefetch)
+        tuned = {"maxnreg": None, "programs_per_sm": PROGRAMS_PER_SM}
+        if n_components * self.q_raw <= TUNED_PRODUCTS:
+            tuned = TUNED[self.float32_arithmetic]
+        if maxnreg is None:
+            maxnreg = tuned["maxnreg"]
         # A register cap is a compiler option for the GPU (the interpreter
         # has no registers).
         self.maxnreg = (maxnreg or None) if X.device.type == "cuda" else None
@@ -482,7 +497,7 @@ class FusedEStep:
         if programs is None:
             if device.type == "cuda":
                 sms = torch.cuda.get_device_properties(device).multi_processor_count
-                programs = PROGRAMS_PER_SM * sms
+                programs = tuned["programs_per_sm"] * sms
             else:
                 programs = 4
         step = self.block * self.group
@@ -504,14 +519,19 @@ class FusedEStep:
         # float32 arithmetic works in base 2: weights times log2(e), and the
         # log-likelihood comes back times log2(e).
         self._w_scale = LOG2E if self.float32_arithmetic else 1.0
-        self._w = torch.zeros(
-            (n_components, self.q_raw), dtype=torch.float64, device=device
-        )
+        # Page-locked host buffers: the weights go out and the sums come back
+        # without a staging copy; an event says when the weights have left.
+        on_cuda = device.type == "cuda"
+        shape = (n_components, self.q_raw)
+        self._w = torch.zeros(shape, dtype=torch.float64, device=device)
+        self._w_host = torch.zeros(shape, dtype=torch.float64, pin_memory=on_cuda)
+        self._sent = torch.cuda.Event() if on_cuda else None
+        width = n_components * self.q_raw + 1
         self._out = torch.empty(
-            (self.programs, n_components * self.q_raw + 1),
-            dtype=torch.float64,
-            device=device,
+            (self.programs, width), dtype=torch.float64, device=device
         )
+        self._sums = torch.empty(width, dtype=torch.float64, device=device)
+        self._sums_host = torch.empty(width, dtype=torch.float64, pin_memory=on_cuda)
 
     def weights_of(self, w_matrix: np.ndarray) -> np.ndarray:
         """The kernel's ``(k, q_raw)`` log-density weights: the second-order
@@ -532,7 +552,9 @@ class FusedEStep:
     def __call__(self, w_matrix: np.ndarray) -> tuple[np.ndarray, float]:
         """Moments ``(k, q)`` and the (weighted) log-likelihood of one E-step."""
         self.launch(w_matrix)
-        sums = self._out.sum(dim=0).cpu().numpy()
+        self.torch.sum(self._out, dim=0, out=self._sums)
+        self._sums_host.copy_(self._sums)  # waits for the kernel
+        sums = self._sums_host.numpy().copy()
         self.calls += 1
         raw = sums[:-1].reshape(self.k, self.q_raw)
         return self.moments_of(raw), float(sums[-1]) / self._w_scale
@@ -540,10 +562,12 @@ class FusedEStep:
     def launch(self, w_matrix: np.ndarray) -> None:
         """Send the weights and launch the kernel: each program's partial
         sums land in a row of ``self._out`` (asynchronously on a GPU)."""
-        w = np.ascontiguousarray(self.weights_of(w_matrix), dtype=np.float64)
-        if self._w_scale != 1.0:
-            w = w * self._w_scale
-        self._w.copy_(self.torch.from_numpy(w))
+        if self._sent is not None:
+            self._sent.synchronize()  # the last weights have left the buffer
+        np.multiply(self.weights_of(w_matrix), self._w_scale, out=self._w_host.numpy())
+        self._w.copy_(self._w_host, non_blocking=True)
+        if self._sent is not None:
+            self._sent.record()
         weights = self.sample_weight
         self.kernel[(self.programs,)](
             self.X,

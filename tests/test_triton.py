@@ -258,10 +258,21 @@ def test_the_product_of_normalisers_stays_finite_at_its_bound(kernels):
     X = torch.asarray(Xn, device=_device())
     source = array_api.ArrayAPIData(X, None, covariance, n_components)
     assert source._fused is not None
-    fused = source._fused
-    assert fused.group * fused.flush == 30
-    # A whole float32 sum runs in every program.
+    default = source._fused
+    assert default.group * default.flush == 30
+    # Four programs, whatever the device's count of multiprocessors, so that
+    # a whole float32 sum runs in every program.
+    fused = kernels.FusedEStep(
+        X,
+        None,
+        *array_api.second_order_plan(covariance, 1),
+        n_components,
+        source.center,
+        programs=4,
+    )
+    assert (fused.group, fused.flush) == (default.group, default.flush)
     assert fused.rows_per_program // (fused.block * fused.group) >= fused.flush
+    source._fused = fused
     got = source.stats(model)
     source._fused = None
     want = source.stats(model)
