@@ -1,5 +1,6 @@
 """Tune the fused Triton E-step: rows per step, warps, rows each thread loads
-at once, and programs per SM.
+at once, steps summed in float32, loading a step ahead, a register cap and
+programs per SM.
 
 For each case (d = 2, k = 3, full: 1e7 float64 rows and 1e8 float32 rows, on
 a CUDA device), each launch configuration and, for float32 rows, float64 or
