@@ -279,13 +279,16 @@ def test_workspace_matrices_follow_their_buffer_when_it_grows():
     assert ws.matrix("g", 2, 4).base is not again.base
 
 
-@pytest.mark.parametrize("expansion", [0.0, "one"], ids=["all-local", "one-local"])
+@pytest.mark.parametrize(
+    "n_narrow", [3, 1, 2], ids=["all-local", "one-local", "two-local"]
+)
 def test_components_taken_about_their_own_means_give_the_same_m_step(
-    covariance_type, expansion, monkeypatch
+    covariance_type, n_narrow, monkeypatch
 ):
     """The precision fallback (components handled about their own means, by
     the direct form) is the same maths as the feature rows about the common
-    centre: on well-conditioned data both give the same M-step."""
+    centre: on well-conditioned data both give the same M-step. Once half the
+    components or more take it, all do, and no feature rows are formed."""
     from sklearn_em import _dense
     from sklearn_em._covariance import get_covariance
     from sklearn_em._data import TrainingData
@@ -299,24 +302,33 @@ def test_components_taken_about_their_own_means_give_the_same_m_step(
     model = Mixture(
         gm.weights_, gm.means_, gm.covariances_, gm.precisions_cholesky_, cov
     )
+    formed = []
+    features = _dense.DenseKernel.features
+
+    def counted(self, *args, **kwargs):
+        formed.append(1)
+        return features(self, *args, **kwargs)
+
+    monkeypatch.setattr(_dense.DenseKernel, "features", counted)
 
     def m_step(threshold):
         monkeypatch.setattr(_dense, "_MAX_EXPANSION", threshold)
+        formed.clear()
         source = TrainingData(X, None, cov, 3, n_jobs=1, chunk_size=128)
         prep = source.dense.prepare(model)
         return len(prep.local), params_from_stats(source.stats(model), cov, 1e-6)
 
     none_local, want = m_step(np.inf)
-    if expansion == "one":
-        # Just below the widest-reaching component's product: it alone goes.
-        source = TrainingData(X, None, cov, 3, n_jobs=1)
-        precision = cov.largest_precision(model.precisions_cholesky, 3)
-        reach = precision * (
-            ((model.means - source.center) ** 2).sum(axis=1) + source.variance_scale * 5
-        )
-        expansion = float(np.sort(reach)[-1]) * (1 - 1e-9)
-    n_local, got = m_step(expansion)
-    assert none_local == 0
-    assert n_local == (3 if expansion == 0.0 else 1)
+    assert none_local == 0 and formed
+    # Just below the n_narrow-th widest-reaching component's product: the
+    # n_narrow widest go.
+    source = TrainingData(X, None, cov, 3, n_jobs=1)
+    precision = cov.largest_precision(model.precisions_cholesky, 3)
+    reach = precision * (
+        ((model.means - source.center) ** 2).sum(axis=1) + source.variance_scale * 5
+    )
+    n_local, got = m_step(float(np.sort(reach)[-n_narrow]) * (1 - 1e-9))
+    assert n_local == n_narrow
+    assert bool(formed) == (n_narrow == 1)  # 2 of 3 is more than half
     for name in ("weights", "means", "covariances"):
         assert_allclose(getattr(got, name), getattr(want, name), rtol=1e-10)
