@@ -53,12 +53,13 @@ _FLOOR_FROM_FEATURES = 8
 # d=96 k=4 0.32 / 0.17.
 DIRECT_SECOND_ORDER = 1540
 
-# Once half the components or more take the direct form (see _mend), all do,
-# and no feature rows are formed: those components' log-densities and moments
-# would otherwise be computed twice. Measured on standardised breast-cancer
-# data (569 x 30), 'full', one E-step, k=2/4/6/8 with 1/2/5/7 such
-# components: 0.86/1.06/1.51/1.88 ms -> 0.35/0.59/0.87/1.17 ms; wine (d=13)
-# with 1 of 4 or 2 of 6 stays on feature rows (all-direct was 1.3x slower).
+# Once half the components or more take the direct form about their own means
+# (see DenseKernel.prepare), all do, and no feature rows are formed: those
+# components' log-densities and moments would otherwise be computed twice.
+# Measured on standardised breast-cancer data (569 x 30), 'full', one E-step,
+# k=2/4/6/8 with 1/2/5/7 such components: 0.86/1.06/1.51/1.88 ms ->
+# 0.35/0.59/0.87/1.17 ms; wine (d=13) with 1 of 4 or 2 of 6 stays on feature
+# rows (all-direct was 1.3x slower).
 ALL_DIRECT_SHARE = 0.5
 
 _NO_WEIGHTS = np.empty(0)
@@ -206,11 +207,11 @@ class DenseKernel:
             reach += self.spread
             reach *= precision
             # Nearly always none: one reduction to find out.
-            local = (
-                np.flatnonzero(reach > _MAX_EXPANSION)
-                if reach.max() > _MAX_EXPANSION
-                else self._none
-            )
+            local = self._none
+            if reach.max() > _MAX_EXPANSION:
+                local = np.flatnonzero(reach > _MAX_EXPANSION)
+                if len(local) >= ALL_DIRECT_SHARE * k:
+                    local = self.component_ids
         centers = self._common_centers
         cholesky = None
         if len(local):
@@ -255,9 +256,9 @@ class DenseKernel:
         """Feature rows and ``log pi_k + log N_k(x)`` (k, m) of a chunk."""
         m = len(x)
         out = ws.get("log_prob", self.n_components * m).reshape(self.n_components, m)
-        if self.direct or len(prep.local) >= ALL_DIRECT_SHARE * self.n_components:
-            # Few or no components take the feature rows (a start from single
-            # rows, say, is narrow everywhere): none are formed.
+        if self.direct or len(prep.local) == self.n_components:
+            # No component takes the feature rows (a start from single rows,
+            # say, is narrow everywhere): none are formed.
             for j in range(self.n_components):
                 out[j] = self._direct(x, prep, j)
             return None, out
