@@ -1,6 +1,6 @@
-"""Tune the fused Triton E-step: rows per step, warps, rows each thread loads
-at once, steps summed in float32, loading a step ahead, a register cap and
-programs per SM.
+"""Tune the fused Triton E-step: rows each thread loads at once, steps summed
+in float32, loading a step ahead, a register cap and programs per SM (rows
+per step and warps are options of the kernel, not varied here).
 
 For each case (d = 2, k = 3, full: 1e7 float64 rows and 1e8 float32 rows, on
 a CUDA device), each launch configuration and, for float32 rows, float64 or

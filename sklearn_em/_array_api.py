@@ -432,7 +432,7 @@ class ArrayAPIData:
         prep = self.kernel.prepare(model)
         local = [int(j) for j in prep.local]
         w_t = None
-        if prep.w_matrix is not None:
+        if prep.w_matrix is not None and len(local) < self.n_components:
             w_t = to_device(xp, prep.w_matrix.T, device)
         cholesky = {}
         if local or self.guarded:

@@ -59,8 +59,13 @@ DIRECT_SECOND_ORDER = 1540
 # Measured on standardised breast-cancer data (569 x 30), 'full', one E-step,
 # k=2/4/6/8 with 1/2/5/7 such components: 0.86/1.06/1.51/1.88 ms ->
 # 0.35/0.59/0.87/1.17 ms; wine (d=13) with 1 of 4 or 2 of 6 stays on feature
-# rows (all-direct was 1.3x slower).
+# rows (all-direct was 1.3x slower). Only from ALL_DIRECT_FROM_FEATURES
+# features: below, the direct form costs more than the feature rows it saves.
+# 2e4 rows, 'full', one thread, half the components narrow, all-direct against
+# not: d=2 k=8 4.6 / 2.9 ms, d=5 k=4 3.3 / 2.7, d=8 k=4 3.9 / 4.0, d=8 k=8
+# 8.1 / 10.6, d=10 k=6 7.8 / 12.4, d=13 k=4 6.9 / 15.7, d=16 k=4 11.4 / 20.2.
 ALL_DIRECT_SHARE = 0.5
+ALL_DIRECT_FROM_FEATURES = 8
 
 _NO_WEIGHTS = np.empty(0)
 
@@ -210,7 +215,10 @@ class DenseKernel:
             local = self._none
             if reach.max() > _MAX_EXPANSION:
                 local = np.flatnonzero(reach > _MAX_EXPANSION)
-                if len(local) >= ALL_DIRECT_SHARE * k:
+                if (
+                    len(local) >= ALL_DIRECT_SHARE * k
+                    and self.n_features >= ALL_DIRECT_FROM_FEATURES
+                ):
                     local = self.component_ids
         centers = self._common_centers
         cholesky = None
@@ -290,7 +298,7 @@ class DenseKernel:
     ) -> np.ndarray:
         """``log pi_k + log N_k(x)`` (k, m) of a chunk, from the compiled
         kernel where there is one."""
-        if self.compiled is None:
+        if self.compiled is None or len(prep.local) == self.n_components:
             return self.log_prob(ws, x, prep)[1]
         m = len(x)
         out = ws.get("log_prob", self.n_components * m).reshape(self.n_components, m)

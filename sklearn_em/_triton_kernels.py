@@ -22,9 +22,10 @@ one). float32 data get float32 arithmetic per row, as scikit-learn's float32
 path, with sums over rows in float64 (tested at 1e-5).
 
 Measured on an H200 (``benchmarks/bench_fused.py``, d=2, k=3, full), the
-kernel alone: 1e8 float32 rows 0.41 ms, 2.0x the time of one read of ``X``
-(0.60 ms before the per-row work below was cut from ~124 to ~78 instructions
-a row and loads went a step ahead); 1e7 float64 rows 0.20 ms.
+kernel alone: 1e8 float32 rows 0.373 ms, 1.8x the time of one read of ``X``
+(0.60 ms before the per-row work below was cut from ~124 to ~71 SASS
+instructions a row, loads went a step ahead and the launch settings were
+tuned); 1e7 float64 rows 0.231 ms.
 
 Only imported where Triton is installed; the engine falls back to the
 matrix-product form everywhere else (see :func:`available`).
@@ -55,13 +56,13 @@ BLOCK = 128
 LOG2E = 1.0 / np.log(2.0)
 
 # Launch settings for kernels of at most TUNED_PRODUCTS products (d=2, k=3,
-# full has 18), by arithmetic: a register cap per thread and programs per
+# full, the only shape swept), by arithmetic: a register cap per thread and programs per
 # multiprocessor. Larger kernels keep the compiler's registers and
 # PROGRAMS_PER_SM. From bench_fused's sweep on an H200 (1e8 float32 rows,
 # kernel alone): a cap of 128 at 4 programs per SM 0.373 ms, at 8 0.385; 96 at
 # 5 0.385; 80 at 12 0.397; 64 at 8 0.467; no cap at 3 0.422. float64 (1e7
 # rows): no cap at 8 0.231 ms, a cap of 96 at 5 or 10 0.247-0.249.
-TUNED_PRODUCTS = 24
+TUNED_PRODUCTS = 18
 TUNED = {
     True: {"maxnreg": 128, "programs_per_sm": 4},
     False: {"maxnreg": None, "programs_per_sm": 8},
@@ -69,7 +70,8 @@ TUNED = {
 
 # Load each step's rows a step ahead of their arithmetic. Measured on an
 # H200 (d=2, k=3, full, 8 programs per multiprocessor): 1e8 float32 rows
-# 0.513 -> 0.406 ms, 1e7 float64 rows 0.220 -> 0.199 ms.
+# 0.513 -> 0.406 ms, 1e7 float64 rows 0.220 -> 0.199 ms; with the prefetch
+# unmasked and the tuned settings (cap 96 at 5 per SM), 0.416 -> 0.385 ms.
 PREFETCH = True
 
 
@@ -82,7 +84,9 @@ def default_group(n_products: int, float32_arithmetic: bool) -> int:
     float32 rows, float32 arithmetic, kernel 0.46 / 0.41 ms with 2 / 4 rows
     (an earlier version: 1.06 / 0.60 / 0.75 ms with 1 / 4 / 8; bandwidth
     floor 0.20 ms); 1e7 float64 rows, float64 arithmetic, 0.199 / 0.200 ms
-    with 1 / 2 (compute-bound: no gain). ptxas for sm_90, 4 warps, rows
+    with 1 / 2 (compute-bound: no gain). With the unmasked prefetch: float32
+    4 rows 0.373 ms (cap 128) against 2 rows 0.435-0.451 ms (caps 80, 64);
+    float64 0.231 / 0.232 ms with 1 / 2. ptxas for sm_90, 4 warps, rows
     loaded a step ahead: float32 k=3 (18 products) with 4 rows 163
     registers, k=8 (48) with 2 rows 235; float64 k=8 255, with 3 values
     reloaded from local memory per row.
@@ -363,7 +367,7 @@ def _row_span(X) -> int:
 
 def _steps_within_offsets(X, step: int) -> int:
     """Steps of ``step`` rows a program may take so that its 32-bit offsets
-    (a step past its range included, where rows are loaded ahead) fit."""
+    (with a step to spare) fit."""
     return _MAX_OFFSET // (_row_span(X) * step) - 1
 
 
@@ -393,8 +397,9 @@ class FusedEStep:
     n_components : int
     center : ndarray of shape (n_features,)
     programs : int or None
-        Programs in the launch; by default :data:`PROGRAMS_PER_SM` per
-        multiprocessor (a fixed number per device, so results repeat).
+        Programs in the launch; by default a fixed number per multiprocessor
+        (:data:`TUNED` for the smallest kernels, else
+        :data:`PROGRAMS_PER_SM`), so results repeat on a device.
     block : int
         Rows per step of a program (a power of 2).
     num_warps : int
@@ -410,8 +415,9 @@ class FusedEStep:
     prefetch : bool
         Load each step's rows one step ahead of their arithmetic.
     maxnreg : int or None
-        Registers per thread the compiler may use on a GPU (None or 0: the
-        compiler's choice).
+        Registers per thread the compiler may use on a GPU (None: the
+        :data:`TUNED` cap for the smallest kernels, else the compiler's
+        choice; 0: the compiler's choice).
     """
 
     def __init__(
@@ -504,8 +510,8 @@ class FusedEStep:
         steps = triton.cdiv(n, step)
         self.programs = max(1, min(int(programs), steps))
         # Whole steps per program, so no program's range splits a step, and
-        # offsets within a program's range (and a step past it, where rows
-        # are loaded ahead) that fit in 32 bits.
+        # offsets within a program's range (with a step to spare) that fit in
+        # 32 bits.
         steps_per_program = triton.cdiv(steps, self.programs)
         limit = _steps_within_offsets(X, step)
         if limit < 1:
@@ -567,7 +573,8 @@ class FusedEStep:
         np.multiply(self.weights_of(w_matrix), self._w_scale, out=self._w_host.numpy())
         self._w.copy_(self._w_host, non_blocking=True)
         if self._sent is not None:
-            self._sent.record()
+            # On X's device: the copy runs on its stream.
+            self._sent.record(self.torch.cuda.current_stream(self.X.device))
         weights = self.sample_weight
         self.kernel[(self.programs,)](
             self.X,

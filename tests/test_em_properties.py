@@ -279,16 +279,18 @@ def test_workspace_matrices_follow_their_buffer_when_it_grows():
     assert ws.matrix("g", 2, 4).base is not again.base
 
 
+@pytest.mark.parametrize("n_features", [8, 5])
 @pytest.mark.parametrize(
-    "n_narrow", [3, 1, 2], ids=["all-local", "one-local", "two-local"]
+    "n_narrow", [4, 1, 2], ids=["all-local", "one-local", "half-local"]
 )
 def test_components_taken_about_their_own_means_give_the_same_m_step(
-    covariance_type, n_narrow, monkeypatch
+    covariance_type, n_narrow, n_features, monkeypatch
 ):
     """The precision fallback (components handled about their own means, by
     the direct form) is the same maths as the feature rows about the common
-    centre: on well-conditioned data both give the same M-step. Once half the
-    components or more take it, all do, and no feature rows are formed."""
+    centre: on well-conditioned data both give the same M-step. From 8
+    features, once half the components or more take it, all do, and no
+    feature rows are formed."""
     from sklearn_em import _dense
     from sklearn_em._covariance import get_covariance
     from sklearn_em._data import TrainingData
@@ -296,9 +298,9 @@ def test_components_taken_about_their_own_means_give_the_same_m_step(
     from sklearn_em._model import Mixture
 
     rng = np.random.RandomState(7)
-    X = rng.normal(size=(900, 5)) + rng.randint(0, 3, 900)[:, None] * 4.0
+    X = rng.normal(size=(900, n_features)) + rng.randint(0, 3, 900)[:, None] * 4.0
     cov = get_covariance(covariance_type)
-    gm = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    gm = GaussianMixture(4, covariance_type=covariance_type, random_state=0).fit(X)
     model = Mixture(
         gm.weights_, gm.means_, gm.covariances_, gm.precisions_cholesky_, cov
     )
@@ -317,21 +319,23 @@ def test_components_taken_about_their_own_means_give_the_same_m_step(
         # The numpy kernel, whose feature rows are counted (the compiled one,
         # once loaded by an earlier test, forms its own).
         with config_context(engine="numpy"):
-            source = TrainingData(X, None, cov, 3, n_jobs=1, chunk_size=128)
+            source = TrainingData(X, None, cov, 4, n_jobs=1, chunk_size=128)
         prep = source.dense.prepare(model)
         return len(prep.local), params_from_stats(source.stats(model), cov, 1e-6)
 
     none_local, want = m_step(np.inf)
     assert none_local == 0 and formed
     # Just below the n_narrow-th widest-reaching component's product: the
-    # n_narrow widest go (and with them all, from half of them).
-    source = TrainingData(X, None, cov, 3, n_jobs=1)
-    precision = cov.largest_precision(model.precisions_cholesky, 3)
+    # n_narrow widest go (and with them all, from half of them at 8 features).
+    source = TrainingData(X, None, cov, 4, n_jobs=1)
+    precision = cov.largest_precision(model.precisions_cholesky, 4)
     reach = precision * (
-        ((model.means - source.center) ** 2).sum(axis=1) + source.variance_scale * 5
+        ((model.means - source.center) ** 2).sum(axis=1)
+        + source.variance_scale * n_features
     )
     n_local, got = m_step(float(np.sort(reach)[-n_narrow]) * (1 - 1e-9))
-    assert n_local == (1 if n_narrow == 1 else 3)
-    assert bool(formed) == (n_narrow == 1)  # 2 of 3 is more than half
+    everything = n_narrow == 4 or (n_narrow == 2 and n_features == 8)
+    assert n_local == (4 if everything else n_narrow)
+    assert bool(formed) == (not everything)
     for name in ("weights", "means", "covariances"):
         assert_allclose(getattr(got, name), getattr(want, name), rtol=1e-10)
