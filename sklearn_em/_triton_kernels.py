@@ -56,9 +56,9 @@ BLOCK = 128
 LOG2E = 1.0 / np.log(2.0)
 
 # Launch settings for kernels of at most TUNED_PRODUCTS products (d=2, k=3,
-# full, the only shape swept), by arithmetic: a register cap per thread and programs per
-# multiprocessor. Larger kernels keep the compiler's registers and
-# PROGRAMS_PER_SM. From bench_fused's sweep on an H200 (1e8 float32 rows,
+# full, the only shape swept), by arithmetic: a register cap per thread and
+# programs per multiprocessor. Larger kernels keep the compiler's registers
+# and PROGRAMS_PER_SM. From bench_fused's sweep on an H200 (1e8 float32 rows,
 # kernel alone): a cap of 128 at 4 programs per SM 0.373 ms, at 8 0.385; 96 at
 # 5 0.385; 80 at 12 0.397; 64 at 8 0.467; no cap at 3 0.422. float64 (1e7
 # rows): no cap at 8 0.231 ms, a cap of 96 at 5 or 10 0.247-0.249.
