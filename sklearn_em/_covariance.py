@@ -62,6 +62,10 @@ class Covariance:
 
     name: str = ""
     feature_layout: int = -1
+    #: The compiled M-step of the type (:mod:`._numba_kernels`): the kernel's
+    #: name and its variant flag (one covariance shared by all components;
+    #: one variance per component).
+    m_step_kernel: tuple[str, bool] | None = None
 
     # -- features --
     def n_second_order(self, n_features: int) -> int:
@@ -443,6 +447,7 @@ class FullCovariance(_MatrixCovariance):
     """Each component has its own general covariance matrix."""
 
     name = "full"
+    m_step_kernel = ("m_step_matrix", False)
 
     def covariances_from_moments(self, nk, centred_means, second, reg_covar):
         k, n_features = centred_means.shape
@@ -525,6 +530,7 @@ class TiedCovariance(_MatrixCovariance):
     """All components share one general covariance matrix."""
 
     name = "tied"
+    m_step_kernel = ("m_step_matrix", True)
 
     def covariances_from_moments(self, nk, centred_means, second, reg_covar):
         n_features = centred_means.shape[1]
@@ -637,6 +643,7 @@ class DiagCovariance(_VectorCovariance):
     """Each component has its own diagonal covariance matrix."""
 
     name = "diag"
+    m_step_kernel = ("m_step_vector", False)
     feature_layout = SQUARES
 
     def prior_shape(self, n_features):
@@ -703,6 +710,7 @@ class SphericalCovariance(_VectorCovariance):
     """Each component has its own single variance."""
 
     name = "spherical"
+    m_step_kernel = ("m_step_vector", True)
     feature_layout = SUM_OF_SQUARES
 
     def prior_shape(self, n_features):

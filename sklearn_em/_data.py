@@ -19,6 +19,10 @@ kernel behind this one, and nothing else changes:
     One E-step: summed statistics and log-likelihood of every row under
     ``model``; each component's moments about a centre of the source's
     choosing (``SuffStats.centers``), which the M-step reads back.
+``m_step(stats, reg_covar, feature_variances) -> Mixture`` (optional)
+    :func:`._em.params_from_stats`, where the source has a faster way to the
+    same result (here: the compiled kernel's M-step); the EM loop calls the
+    function itself for sources without one.
 ``stats_given(resp=None, labels=None) -> SuffStats``
     Statistics for given responsibilities ``(n, k)`` or hard ``labels`` (-1:
     no component), on the view initialisation uses.
@@ -60,6 +64,7 @@ import numpy as np
 from . import _engine
 from ._covariance import Covariance
 from ._dense import DenseKernel, default_chunk_size, uses_direct
+from ._em import params_from_stats
 from ._missing import MissingKernel
 from ._model import Mixture
 from ._stats import SuffStats, argmax_rows, normalize
@@ -516,6 +521,21 @@ class TrainingData:
         stats = reduce(operator.add, self._map_ranges(work))
         stats.total_weight = self.total_weight
         return stats
+
+    def m_step(
+        self,
+        stats: SuffStats,
+        reg_covar: float | np.ndarray,
+        feature_variances: np.ndarray | None = None,
+    ) -> Mixture:
+        """:func:`._em.params_from_stats`, in one compiled call where the
+        compiled kernel runs (see :meth:`._dense.DenseKernel.m_step`)."""
+        model = self.dense.m_step(stats, reg_covar, feature_variances)
+        if model is None:
+            model = params_from_stats(
+                stats, self.covariance, reg_covar, feature_variances
+            )
+        return model
 
     def initialization_source(self, random_state) -> TrainingData:
         """The source that initialisations draw from: all of the data."""

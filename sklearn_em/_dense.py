@@ -20,7 +20,7 @@ import numpy as np
 
 from ._covariance import Covariance
 from ._model import Mixture
-from ._stats import SAFE_LOG, normalize, normalize_unshifted
+from ._stats import SAFE_LOG, SuffStats, normalize, normalize_unshifted
 
 # Bytes of per-chunk working set to aim for: roughly an L2 cache.
 _CHUNK_BYTES = 1 << 21
@@ -34,7 +34,7 @@ _MIN_CHUNK, _MAX_CHUNK = 2048, 32768
 # centre ``c``, against the component's largest precision) makes the expanded
 # quadratic forms lose more than ~6 of float64's 16 digits, and the component
 # is handled about its own mean, with the direct Cholesky form, instead.
-_MAX_EXPANSION = 1e6
+MAX_EXPANSION = 1e6
 
 # From this many features, the statistics floor log-densities far below a
 # row's maximum before exp (see _stats.EXP_FLOOR): distances grow with d, so
@@ -184,6 +184,9 @@ class DenseKernel:
         self._ones = np.ones(n_components)
         self.component_ids = np.arange(n_components)
         self._none = self.component_ids[:0]
+        # What the compiled M-step made for the model it returned: prepare()
+        # hands it out when asked for that model (see m_step).
+        self._next: Prepared | None = None
 
     def workspace(self) -> Workspace:
         return Workspace()
@@ -196,6 +199,9 @@ class DenseKernel:
         and their statistics about their own means (extra work per chunk, only
         for them), so they keep full precision.
         """
+        following = self._next
+        if following is not None and following.model is model:
+            return following
         k = self.n_components
         log_weights = model.log_weights()
         peaks = model.log_peaks(log_weights)
@@ -213,8 +219,8 @@ class DenseKernel:
             reach *= precision
             # Nearly always none: one reduction to find out.
             local = self._none
-            if reach.max() > _MAX_EXPANSION:
-                local = np.flatnonzero(reach > _MAX_EXPANSION)
+            if reach.max() > MAX_EXPANSION:
+                local = np.flatnonzero(reach > MAX_EXPANSION)
                 if (
                     len(local) >= ALL_DIRECT_SHARE * k
                     and self.n_features >= ALL_DIRECT_FROM_FEATURES
@@ -238,6 +244,75 @@ class DenseKernel:
             bool(peaks.max() < SAFE_LOG),
             self._ones,
         )
+
+    def m_step(
+        self,
+        stats: SuffStats,
+        reg_covar: float | np.ndarray,
+        feature_variances: np.ndarray | None,
+    ) -> Mixture | None:
+        """:func:`._em.params_from_stats` in one compiled call, which also
+        makes what :meth:`prepare` would for the model it returns (kept for
+        it); ``None`` where the compiled kernel does not run here or the step
+        is not the common case (a covariance that is not positive definite,
+        or collapsed): the caller then takes the numpy path, which deals
+        with it. Equal to the numpy path to rounding (tested)."""
+        self._next = None
+        kernels, covariance = self.compiled, self.covariance
+        if kernels is None or covariance.m_step_kernel is None:
+            return None
+        name, variant = covariance.m_step_kernel
+        k, d = self.n_components, self.n_features
+        if name == "m_step_matrix":
+            shape = (1 if variant else k, d, d)
+        else:
+            shape = (k, 1 if variant else d)
+        reg = np.asarray(reg_covar, dtype=np.float64)
+        if name == "m_step_vector" and variant:
+            reg = reg.mean()  # a per-feature regularisation acts through its mean
+        weights, peaks = np.empty(k), np.empty(k)
+        means = np.empty((k, d))
+        covariances, cholesky = np.empty(shape), np.empty(shape)
+        w_matrix = np.empty((k, self.q))
+        status = getattr(kernels, name)(
+            stats.moments,
+            np.ascontiguousarray(stats.centers),
+            self.center,
+            np.full(d, reg) if reg.ndim == 0 else reg,
+            _NO_WEIGHTS if feature_variances is None else feature_variances,
+            self.spread,
+            variant,
+            weights,
+            means,
+            covariances,
+            cholesky,
+            w_matrix,
+            peaks,
+        )
+        if status in (kernels.M_STEP_ILL_DEFINED, kernels.M_STEP_COLLAPSED):
+            return None
+        final = covariance.shape(k, d)
+        model = Mixture(
+            weights,
+            means,
+            covariances.reshape(final),
+            cholesky.reshape(final),
+            covariance,
+        )
+        if status == kernels.M_STEP_OK:
+            # Components too narrow for the feature rows (M_STEP_LOCAL)
+            # leave the next E-step's preparation to prepare().
+            self._next = Prepared(
+                model,
+                w_matrix,
+                self._none,
+                peaks,
+                None,
+                self._common_centers,
+                bool(peaks.max() < SAFE_LOG),
+                self._ones,
+            )
+        return model
 
     def features(
         self, ws: Workspace, x: np.ndarray, center: np.ndarray | None = None

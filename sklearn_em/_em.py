@@ -160,7 +160,8 @@ def run_em(
     """Iterate E- and M-steps from ``model`` until the lower bound settles.
 
     ``source`` is a data source (see :mod:`._data`); only its ``stats``,
-    ``worst_rows``, ``covariance`` and ``feature_variances`` are used.
+    ``worst_rows``, ``covariance`` and ``feature_variances`` are used, and
+    its ``m_step`` where it has one.
 
     As in scikit-learn, the lower bound recorded at iteration ``i`` is the mean
     log-likelihood under the parameters *entering* that iteration, and the run
@@ -181,6 +182,12 @@ def run_em(
     """
     covariance = source.covariance
     variances = source.feature_variances if reg_covar == 0 else None
+    m_step = getattr(source, "m_step", None)
+    if m_step is None:
+
+        def m_step(stats, reg_covar, variances):
+            return params_from_stats(stats, covariance, reg_covar, variances)
+
     if max_reseeds is None:
         max_reseeds = 2 * model.n_components
     lower_bounds: list[float] = []
@@ -195,7 +202,7 @@ def run_em(
         lower_bounds.append(lower_bound)
         repaired = False
         try:
-            model = params_from_stats(stats, covariance, reg_covar, variances)
+            model = m_step(stats, reg_covar, variances)
         except IllDefinedCovariance as error:
             collapsed = error.components
             n_collapsed = int(collapsed.sum())

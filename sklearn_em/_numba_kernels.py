@@ -27,6 +27,8 @@ import numba
 import numpy as np
 
 from ._covariance import PAIRS, SQUARES
+from ._dense import MAX_EXPANSION
+from ._em import MAX_RELATIVE_PRECISION
 
 # Rows per block: the block's feature rows, log-densities and scratch stay
 # within the L1/L2 caches for the small d this kernel is for.
@@ -382,3 +384,262 @@ def _store_transposed(lp, m, out):  # pragma: no cover - compiled
     for i in range(m):
         for j in range(k):
             out[i, j] = lp[j, i]
+
+
+# -- the M-step and the next E-step's log-density weights, in one call --
+#
+# On small data an EM iteration is mostly the few dozen numpy and LAPACK
+# calls of the M-step (`._em.params_from_stats`) and of preparing the next
+# E-step (`._dense.DenseKernel.prepare`), each a microsecond or more of call
+# overhead on matrices of a few entries: 1e4 rows of 2-D data, k = 3, full,
+# ~50 us of the ~175 us an iteration took, where the E-step kernel took 89.
+# These two kernels do the same arithmetic in one call each. They report
+# instead of raising: anything but the common case (a covariance that is not
+# positive definite, one collapsed, one too narrow for the feature-row form)
+# returns a non-zero status, and the caller redoes the step on the numpy path,
+# which handles it.
+
+M_STEP_OK, M_STEP_ILL_DEFINED, M_STEP_COLLAPSED, M_STEP_LOCAL = 0, 1, 2, 3
+
+# scikit-learn's guard against empty components, added to every N_k.
+_TEN_EPS = 10.0 * np.finfo(np.float64).eps
+
+
+@_jit
+def _estimates(moments, centers, center, nk, means, centred):  # pragma: no cover
+    """``nk`` (with scikit-learn's ``10 eps``), the means, and the means
+    about ``center`` (what the log-density weights are expanded about);
+    returns the log of the total ``nk``."""
+    k, d = means.shape
+    total = 0.0
+    for j in range(k):
+        nk[j] = moments[j, 0] + _TEN_EPS
+        total += nk[j]
+        for a in range(d):
+            means[j, a] = moments[j, 1 + a] / nk[j] + centers[j, a]
+            centred[j, a] = means[j, a] - center[a]
+    return total
+
+
+@_jit
+def _inverse_cholesky(cov, u, low):  # pragma: no cover - compiled
+    """``u = inv(L).T`` (upper) for ``cov = L L^T``, ``low`` (d, d) scratch;
+    False where ``cov`` is not positive definite (or not finite)."""
+    d = cov.shape[0]
+    for i in range(d):
+        for j in range(i + 1):
+            s = cov[i, j]
+            for c in range(j):
+                s -= low[i, c] * low[j, c]
+            if i == j:
+                if not (s > 0.0 and s < np.inf):
+                    return False
+                low[i, i] = np.sqrt(s)
+            else:
+                low[i, j] = s / low[j, j]
+    for j in range(d):
+        u[j, j] = 1.0 / low[j, j]
+        for i in range(j + 1, d):
+            s = 0.0
+            for c in range(j, i):
+                s -= low[i, c] * u[j, c]
+            u[j, i] = s / low[i, i]
+        for i in range(j):
+            u[j, i] = 0.0
+    return True
+
+
+@_jit
+def _matrix_weights(u, centred_j, scale, w_row, precision):  # pragma: no cover
+    """One component's log-density weights ``[constant, P mu, packed -P/2]``
+    (the constant without its peak), from ``u`` with ``P = u u^T``; returns
+    ``(log det u, sum of u^2, sum of u^2 weighted by scale)``."""
+    d = u.shape[0]
+    log_det = 0.0
+    squares = scaled = 0.0
+    for a in range(d):
+        log_det += np.log(u[a, a])
+        row = 0.0
+        for c in range(a, d):
+            row += u[a, c] * u[a, c]
+        squares += row
+        scaled += row * (scale[a] if scale.shape[0] else 1.0)
+        for b in range(a, d):
+            s = 0.0
+            for c in range(b, d):
+                s += u[a, c] * u[b, c]
+            precision[a, b] = precision[b, a] = s
+    constant = 0.0
+    for a in range(d):
+        s = 0.0
+        for b in range(d):
+            s += precision[a, b] * centred_j[b]
+        w_row[1 + a] = s
+        constant += s * centred_j[a]
+    w_row[0] = -0.5 * constant
+    col = 1 + d
+    for a in range(d):
+        w_row[col] = -0.5 * precision[a, a]
+        col += 1
+        for b in range(a + 1, d):
+            w_row[col] = -precision[a, b]
+            col += 1
+    return log_det, squares, scaled
+
+
+@_jit
+def m_step_matrix(  # pragma: no cover - compiled
+    moments,
+    centers,
+    center,
+    reg,
+    scale,
+    spread,
+    shared,
+    weights,
+    means,
+    covariances,
+    cholesky,
+    w_matrix,
+    peaks,
+):
+    """The M-step of 'full' (``shared`` False; ``covariances`` and
+    ``cholesky`` (k, d, d)) or 'tied' (True; (1, d, d)) from ``moments``
+    (k, q) about ``centers`` (k, d), and the log-density weights
+    ``w_matrix`` (k, q) about ``center`` with their ``peaks``; ``reg`` (d,)
+    is added to every variance, ``scale`` (d,) (or empty) are the features'
+    variances for the collapse test. Returns an ``M_STEP_*`` status."""
+    k, d = means.shape
+    nk = np.empty(k)
+    centred = np.empty((k, d))
+    total = _estimates(moments, centers, center, nk, means, centred)
+    low = np.zeros((d, d))
+    precision = np.empty((d, d))
+    if shared:
+        cov = covariances[0]
+        for a in range(d):
+            for b in range(d):
+                cov[a, b] = 0.0
+        col = 1 + d
+        for a in range(d):
+            for b in range(a, d):
+                s = t = 0.0
+                for j in range(k):
+                    s += moments[j, col]
+                    ma, mb = moments[j, 1 + a] / nk[j], moments[j, 1 + b] / nk[j]
+                    t += nk[j] * ma * mb
+                cov[a, b] = (s - t) / total
+                cov[b, a] = cov[a, b]
+                col += 1
+        for a in range(d):
+            cov[a, a] += reg[a]
+    else:
+        for j in range(k):
+            cov = covariances[j]
+            col = 1 + d
+            for a in range(d):
+                ma = moments[j, 1 + a] / nk[j]
+                for b in range(a, d):
+                    mb = moments[j, 1 + b] / nk[j]
+                    cov[a, b] = moments[j, col] / nk[j] - ma * mb
+                    cov[b, a] = cov[a, b]
+                    col += 1
+                cov[a, a] += reg[a]
+    for m in range(covariances.shape[0]):
+        if not _inverse_cholesky(covariances[m], cholesky[m], low):
+            return M_STEP_ILL_DEFINED
+    status = M_STEP_OK
+    log_norm = 0.5 * d * np.log(2.0 * np.pi)
+    for j in range(k):
+        weights[j] = nk[j] / total
+        u = cholesky[0] if shared else cholesky[j]
+        log_det, squares, scaled = _matrix_weights(
+            u, centred[j], scale, w_matrix[j], precision
+        )
+        peaks[j] = np.log(weights[j]) + log_det - log_norm
+        w_matrix[j, 0] += peaks[j]
+        if scale.shape[0] and scaled > MAX_RELATIVE_PRECISION:
+            return M_STEP_COLLAPSED
+        reach = spread
+        for a in range(d):
+            reach += centred[j, a] * centred[j, a]
+        if reach * squares > MAX_EXPANSION:
+            status = M_STEP_LOCAL
+    return status
+
+
+@_jit
+def m_step_vector(  # pragma: no cover - compiled
+    moments,
+    centers,
+    center,
+    reg,
+    scale,
+    spread,
+    spherical,
+    weights,
+    means,
+    covariances,
+    cholesky,
+    w_matrix,
+    peaks,
+):
+    """:func:`m_step_matrix` for 'diag' (``spherical`` False; covariances
+    and their inverse square roots (k, d)) and 'spherical' (True; (k, 1),
+    ``reg`` then holding the mean regularisation in every entry)."""
+    k, d = means.shape
+    nk = np.empty(k)
+    centred = np.empty((k, d))
+    total = _estimates(moments, centers, center, nk, means, centred)
+    log_norm = 0.5 * d * np.log(2.0 * np.pi)
+    status = M_STEP_OK
+    largest_scale = 1.0
+    if scale.shape[0]:
+        largest_scale = scale.max()
+    for j in range(k):
+        if spherical:
+            s = 0.0
+            for a in range(d):
+                ma = moments[j, 1 + a] / nk[j]
+                s += ma * ma
+            covariances[j, 0] = (moments[j, 1 + d] / nk[j] - s) / d + reg[0]
+        else:
+            for a in range(d):
+                ma = moments[j, 1 + a] / nk[j]
+                covariances[j, a] = moments[j, 1 + d + a] / nk[j] - ma * ma + reg[a]
+        width = covariances.shape[1]
+        log_det = largest = scaled = 0.0
+        for a in range(width):
+            c = covariances[j, a]
+            if not (c > 0.0 and c < np.inf):
+                return M_STEP_ILL_DEFINED
+            u = 1.0 / np.sqrt(c)
+            cholesky[j, a] = u
+            log_det += np.log(u)
+            p = u * u
+            largest = max(largest, p)
+            if scale.shape[0]:
+                scaled = max(scaled, p * (largest_scale if spherical else scale[a]))
+        if spherical:
+            log_det *= d
+        weights[j] = nk[j] / total
+        peaks[j] = np.log(weights[j]) + log_det - log_norm
+        constant = 0.0
+        for a in range(d):
+            p = cholesky[j, 0 if spherical else a] ** 2
+            linear = p * centred[j, a]
+            w_matrix[j, 1 + a] = linear
+            constant += linear * centred[j, a]
+            if not spherical:
+                w_matrix[j, 1 + d + a] = -0.5 * p
+        if spherical:
+            w_matrix[j, 1 + d] = -0.5 * cholesky[j, 0] ** 2
+        w_matrix[j, 0] = -0.5 * constant + peaks[j]
+        if scale.shape[0] and scaled > MAX_RELATIVE_PRECISION:
+            return M_STEP_COLLAPSED
+        reach = spread
+        for a in range(d):
+            reach += centred[j, a] * centred[j, a]
+        if reach * largest > MAX_EXPANSION:
+            status = M_STEP_LOCAL
+    return status

@@ -21,7 +21,10 @@ from test_engine import random_model
 
 from sklearn_em import GaussianMixture, config_context, get_config, set_config
 from sklearn_em import _engine as engine
+from sklearn_em._covariance import IllDefinedCovariance
 from sklearn_em._data import TrainingData
+from sklearn_em._em import params_from_stats
+from sklearn_em._model import Mixture
 from sklearn_em._threads import single_threaded_blas
 
 pytest.importorskip(
@@ -363,3 +366,99 @@ def test_a_background_load_that_finishes_mid_call_does_not_switch_kernels(
         compiled.clear()
         make().fit(X)
     assert compiled and all(compiled)
+
+
+# -- the compiled M-step --
+
+
+def both_m_steps(reference, compiled, stats, reg_covar, variances=None):
+    """The numpy M-step and preparation, and the compiled ones."""
+    want = params_from_stats(stats, reference.covariance, reg_covar, variances)
+    got = compiled.m_step(stats, reg_covar, variances)
+    return want, reference.dense.prepare(want), got, compiled.dense.prepare(got)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("n_features", [1, 2, 5])
+@pytest.mark.parametrize("per_feature_reg", [False, True])
+def test_m_step_equals_the_numpy_m_step_and_preparation(
+    covariance_type, n_features, per_feature_reg
+):
+    rng = np.random.RandomState(5)
+    model = random_model(covariance_type, n_features=n_features)
+    X = model.sample(rng, 800)[0] + 50.0  # far from the origin
+    w = rng.uniform(0.2, 3, len(X))
+    _, reference, compiled = sources(X, covariance_type, w)
+    model = Mixture(
+        model.weights,
+        model.means + 50.0,
+        model.covariances,
+        model.precisions_cholesky,
+        model.covariance,
+    )
+    stats = reference.stats(model)
+    reg = rng.uniform(1e-6, 1e-3, n_features) if per_feature_reg else 1e-6
+    want, want_prep, got, got_prep = both_m_steps(reference, compiled, stats, reg)
+    # The kernel's own preparation was kept for the model it returned.
+    assert got_prep.model is got and compiled.dense._next is got_prep
+    for name in ("weights", "means", "covariances", "precisions_cholesky"):
+        a, b = getattr(want, name), getattr(got, name)
+        assert b.shape == a.shape and b.dtype == a.dtype
+        assert_allclose(b, a, rtol=1e-12, atol=1e-14 * np.abs(a).max())
+    scale = np.abs(want_prep.w_matrix).max()
+    assert_allclose(got_prep.w_matrix, want_prep.w_matrix, atol=1e-13 * scale, rtol=0)
+    assert_allclose(got_prep.peaks, want_prep.peaks, rtol=1e-13)
+    assert len(got_prep.local) == len(want_prep.local) == 0
+    assert got_prep.unshifted == want_prep.unshifted
+    assert_array_equal(got_prep.centers, want_prep.centers)
+    # The next E-step from either gives the same statistics.
+    assert_same_stats(reference.stats(want), compiled.stats(got), rtol=1e-11)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_m_step_leaves_what_is_not_the_common_case_to_numpy(covariance_type):
+    """A covariance that is not positive definite or that collapsed makes
+    the kernel step aside: the source's M-step then raises what the numpy
+    one raises, naming the same components."""
+    rng = np.random.RandomState(6)
+    model = random_model(covariance_type, n_features=2)
+    X = model.sample(rng, 300)[0]
+    model, reference, compiled = sources(X, covariance_type)
+    stats = reference.stats(model)
+    # Components on a single row (no spread): singular without
+    # regularisation, collapsed against the data's variances. One of them,
+    # or all of them where they share their covariance.
+    which = slice(None) if covariance_type == "tied" else 1
+    stats.moments[which] = 0.0
+    stats.moments[which, 0] = 1.0
+    for variances in (None, reference.feature_variances):
+        with pytest.raises(IllDefinedCovariance) as want:
+            params_from_stats(stats, reference.covariance, 0.0, variances)
+        assert compiled.dense.m_step(stats, 0.0, variances) is None
+        with pytest.raises(IllDefinedCovariance) as got:
+            compiled.m_step(stats, 0.0, variances)
+        assert_array_equal(got.value.components, want.value.components)
+
+
+def test_m_step_of_a_narrow_component_leaves_preparation_to_numpy():
+    """A component too narrow for the feature-row form gets its parameters
+    from the kernel, and its E-step about its own mean, as on numpy."""
+    rng = np.random.RandomState(7)
+    model = random_model("full", n_features=2)
+    X = model.sample(rng, 600)[0]
+    model, reference, compiled = sources(X, "full")
+    stats = reference.stats(model)
+    # Component 2's second moments shrunk to 1e-14 of its mass: narrow.
+    d = 2
+    n2 = stats.moments[2, 0]
+    mean = stats.moments[2, 1 : d + 1] / n2
+    second = n2 * (np.outer(mean, mean) + 1e-14 * np.eye(d))
+    stats.moments[2, d + 1 :] = second[np.triu_indices(d)]
+    want, want_prep, got, got_prep = both_m_steps(reference, compiled, stats, 0.0)
+    assert compiled.dense._next is None
+    assert_array_equal(got_prep.local, [2])
+    assert_array_equal(want_prep.local, [2])
+    # Variances of 1e-14 are differences of moments of order 1: equal to
+    # the rounding of those.
+    assert_allclose(got.covariances, want.covariances, rtol=0, atol=1e-15)
+    assert_same_stats(reference.stats(want), compiled.stats(got), rtol=1e-9)

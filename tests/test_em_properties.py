@@ -314,7 +314,7 @@ def test_components_taken_about_their_own_means_give_the_same_m_step(
     monkeypatch.setattr(_dense.DenseKernel, "features", counted)
 
     def m_step(threshold):
-        monkeypatch.setattr(_dense, "_MAX_EXPANSION", threshold)
+        monkeypatch.setattr(_dense, "MAX_EXPANSION", threshold)
         formed.clear()
         # The numpy kernel, whose feature rows are counted (the compiled one,
         # once loaded by an earlier test, forms its own).
