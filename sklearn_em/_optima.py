@@ -93,7 +93,14 @@ LLOYD_ROWS = 2000
 # fewer cases lost to scikit-learn's n_init=10 or mclust, for ~10% more time.
 # With the candidates below, over three seeds: 3 iterations in the first
 # round gave 77 misses instead of 63 for 3% less time; 2 survivors instead
-# of 4 in the last round, 75 for 4% less.
+# of 4 in the last round, 75 for 4% less. With three split-and-merge moves
+# (N_MOVES), over random_state 0, 1 and 2: 8 and 4 survivors 44 misses; 12
+# and 6 33; 16 and 8 32; 12 and 8 33; a fourth round of 3 for 32 iterations
+# 32; iterations (6, 10, 20) with 8 and 4 survivors 35; (3, 8, 16) with 12
+# and 6 35. Not taken: on the numpy engine, which 'auto' runs on data this
+# small, 12 and 6 took the search's total time from 0.90 of n_init=10's to
+# 1.00 (seed 0, interleaved; (3, 8, 16): 0.98); on the compiled engine
+# ~5% more.
 ROUNDS = ((None, 4), (8, 8), (4, 16))
 # Two finalists instead of one: 63 misses against 64 over three seeds; the
 # second's run to convergence is better spent on a split-and-merge move.
