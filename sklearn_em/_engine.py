@@ -4,9 +4,9 @@ The compiled kernels (:mod:`._numba_kernels`) need numba, and numba has two
 fixed costs that a fit must never pay where it would not win them back:
 
 * importing numba and loading the kernels from numba's disk cache takes
-  0.4 s in a fresh process (0.2 s of it ``import numba``, 1.2 s when numba's
+  0.5 s in a fresh process (0.25 s of it ``import numba``, 1.2 s when numba's
   files are not in the OS cache);
-* compiling them, once per machine, takes 4.4 s
+* compiling them, once per machine, takes 8.5 s
   (``benchmarks/bench_engine_load.py``).
 
 So the engine is chosen per data source, by these rules:
