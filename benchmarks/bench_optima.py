@@ -71,6 +71,7 @@ case it ran (mclust may fail on a model; that is recorded, not failed).
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import math
 import shutil
@@ -89,7 +90,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness  # puts the checkout's sklearn_em on the path
 
-from sklearn_em import GaussianMixture, _engine, config_context
+from sklearn_em import GaussianMixture, _engine, _optima, config_context
 
 DATASETS = (
     "overlap",
@@ -422,6 +423,17 @@ def report(result):
         print(f"  {miss['case']}: {miss['below']:.4f}")
 
 
+def search_override(text):
+    """``(name, value)`` of ``NAME=VALUE``, set on :mod:`sklearn_em._optima`
+    (the value a Python literal)."""
+    name, _, value = text.partition("=")
+    if not hasattr(_optima, name) or not name.isupper():
+        raise SystemExit(f"--search: {name!r} is not a constant of sklearn_em._optima")
+    parsed = ast.literal_eval(value)
+    setattr(_optima, name, parsed)
+    return name, parsed
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 data sets, k=2..3")
@@ -442,8 +454,17 @@ def main(argv=None):
         default="auto",
         help="our E-step engine (numba: the kernels are loaded before timing)",
     )
+    parser.add_argument(
+        "--search",
+        nargs="+",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override constants of the search (sklearn_em._optima), e.g. "
+        "'ROUNDS=((None, 4), (12, 8), (6, 16))', to measure a change",
+    )
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
+    overrides = dict(search_override(text) for text in args.search)
     names = args.datasets or (QUICK_DATASETS if args.quick else DATASETS)
     ks = list(range(2, (3 if args.quick else args.k_max) + 1))
     types = _harness.COVARIANCE_TYPES
@@ -505,6 +526,7 @@ def main(argv=None):
             "covariance_types": list(types),
             "seed": args.seed,
             "engine": args.engine,
+            "search": {name: repr(value) for name, value in overrides.items()},
             "tie": args.tie,
             "quick": args.quick,
             "mclust": "used" if rscript is not None else why_not,

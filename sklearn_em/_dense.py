@@ -261,37 +261,19 @@ class DenseKernel:
         kernels, covariance = self.compiled, self.covariance
         if kernels is None or covariance.m_step_kernel is None:
             return None
-        name, variant = covariance.m_step_kernel
-        k, d = self.n_components, self.n_features
-        if name == "m_step_matrix":
-            shape = (1 if variant else k, d, d)
-        else:
-            shape = (k, 1 if variant else d)
-        reg = np.asarray(reg_covar, dtype=np.float64)
-        if name == "m_step_vector" and variant:
-            reg = reg.mean()  # a per-feature regularisation acts through its mean
-        weights, peaks = np.empty(k), np.empty(k)
-        means = np.empty((k, d))
-        covariances, cholesky = np.empty(shape), np.empty(shape)
-        w_matrix = np.empty((k, self.q))
-        status = getattr(kernels, name)(
+        status, weights, means, covariances, cholesky, w_matrix, peaks = kernels.m_step(
+            covariance.m_step_kernel,
             stats.moments,
-            np.ascontiguousarray(stats.centers),
+            stats.centers,
             self.center,
-            np.full(d, reg) if reg.ndim == 0 else reg,
+            reg_covar,
             _NO_WEIGHTS if feature_variances is None else feature_variances,
             self.spread,
-            variant,
-            weights,
-            means,
-            covariances,
-            cholesky,
-            w_matrix,
-            peaks,
+            self.q,
         )
         if status in (kernels.M_STEP_ILL_DEFINED, kernels.M_STEP_COLLAPSED):
             return None
-        final = covariance.shape(k, d)
+        final = covariance.shape(self.n_components, self.n_features)
         model = Mixture(
             weights,
             means,

@@ -163,13 +163,9 @@ def _compile(kernels: ModuleType, dtype) -> None:
         kernels.posterior_rows(x, center, w_matrix, 0, r, log_norm, lab, f, lp, scratch)
     # The M-step works in float64 whatever the rows: compiled once.
     moments = np.array([[2.0, 0.0, 2.0]])
-    for name, shape in (("m_step_matrix", (1, 1, 1)), ("m_step_vector", (1, 1))):
+    for kernel in (("m_step_matrix", False), ("m_step_vector", False)):
         for scale in (np.empty(0), np.ones(1)):
-            getattr(kernels, name)(
-                moments, center[None], center, np.zeros(1), scale, 1.0, False,
-                np.empty(1), np.empty((1, 1)), np.empty(shape), np.empty(shape),
-                np.empty((1, 3)), np.empty(1),
-            )  # fmt: skip
+            kernels.m_step(kernel, moments, center[None], center, 0.0, scale, 1.0, 3)
 
 
 def _load(dtype) -> ModuleType:

@@ -422,6 +422,20 @@ def _estimates(moments, centers, center, nk, means, centred):  # pragma: no cove
 
 
 @_jit
+def _verdict(centred_j, spread, largest, scaled, checked):  # pragma: no cover
+    """One component's status: collapsed (its precision, scaled by the
+    features' variances, beyond ``MAX_RELATIVE_PRECISION``; only where
+    ``checked``), too narrow for the feature rows about the common centre
+    (as :meth:`._dense.DenseKernel.prepare` judges it), or fine."""
+    if checked and scaled > MAX_RELATIVE_PRECISION:
+        return M_STEP_COLLAPSED
+    reach = spread
+    for a in range(centred_j.shape[0]):
+        reach += centred_j[a] * centred_j[a]
+    return M_STEP_LOCAL if reach * largest > MAX_EXPANSION else M_STEP_OK
+
+
+@_jit
 def _inverse_cholesky(cov, u, low):  # pragma: no cover - compiled
     """``u = inv(L).T`` (upper) for ``cov = L L^T``, ``low`` (d, d) scratch;
     False where ``cov`` is not positive definite (or not finite)."""
@@ -558,13 +572,10 @@ def m_step_matrix(  # pragma: no cover - compiled
         )
         peaks[j] = np.log(weights[j]) + log_det - log_norm
         w_matrix[j, 0] += peaks[j]
-        if scale.shape[0] and scaled > MAX_RELATIVE_PRECISION:
-            return M_STEP_COLLAPSED
-        reach = spread
-        for a in range(d):
-            reach += centred[j, a] * centred[j, a]
-        if reach * squares > MAX_EXPANSION:
-            status = M_STEP_LOCAL
+        verdict = _verdict(centred[j], spread, squares, scaled, scale.shape[0] > 0)
+        if verdict == M_STEP_COLLAPSED:
+            return verdict
+        status = max(status, verdict)
     return status
 
 
@@ -635,11 +646,48 @@ def m_step_vector(  # pragma: no cover - compiled
         if spherical:
             w_matrix[j, 1 + d] = -0.5 * cholesky[j, 0] ** 2
         w_matrix[j, 0] = -0.5 * constant + peaks[j]
-        if scale.shape[0] and scaled > MAX_RELATIVE_PRECISION:
-            return M_STEP_COLLAPSED
-        reach = spread
-        for a in range(d):
-            reach += centred[j, a] * centred[j, a]
-        if reach * largest > MAX_EXPANSION:
-            status = M_STEP_LOCAL
+        verdict = _verdict(centred[j], spread, largest, scaled, scale.shape[0] > 0)
+        if verdict == M_STEP_COLLAPSED:
+            return verdict
+        status = max(status, verdict)
     return status
+
+
+def m_step(kernel, moments, centers, center, reg_covar, scale, spread, n_terms):
+    """Run the compiled M-step ``kernel`` (a covariance type's
+    ``m_step_kernel``: :func:`m_step_matrix` or :func:`m_step_vector` and
+    its variant flag) with buffers of the shapes it works in.
+
+    Returns ``(status, weights, means, covariances, cholesky, w_matrix,
+    peaks)``; ``covariances`` and ``cholesky`` in the kernel's shape
+    ((k or 1, d, d) or (k, d or 1)), for the caller to reshape to the type's.
+    """
+    name, variant = kernel
+    k, d = centers.shape
+    reg = np.asarray(reg_covar, dtype=np.float64)
+    if name == "m_step_matrix":
+        shape = (1 if variant else k, d, d)
+    else:
+        shape = (k, 1 if variant else d)
+        if variant:
+            reg = np.mean(reg)  # a per-feature regularisation acts through its mean
+    weights, peaks = np.empty(k), np.empty(k)
+    means = np.empty((k, d))
+    covariances, cholesky = np.empty(shape), np.empty(shape)
+    w_matrix = np.empty((k, n_terms))
+    status = (m_step_matrix if name == "m_step_matrix" else m_step_vector)(
+        moments,
+        np.ascontiguousarray(centers),
+        center,
+        np.full(d, reg) if reg.ndim == 0 else reg,
+        scale,
+        spread,
+        variant,
+        weights,
+        means,
+        covariances,
+        cholesky,
+        w_matrix,
+        peaks,
+    )
+    return status, weights, means, covariances, cholesky, w_matrix, peaks

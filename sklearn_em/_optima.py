@@ -98,9 +98,9 @@ LLOYD_ROWS = 2000
 # and 6 33; 16 and 8 32; 12 and 8 33; a fourth round of 3 for 32 iterations
 # 32; iterations (6, 10, 20) with 8 and 4 survivors 35; (3, 8, 16) with 12
 # and 6 35. Not taken: on the numpy engine, which 'auto' runs on data this
-# small, 12 and 6 took the search's total time from 0.90 of n_init=10's to
-# 1.00 (seed 0, interleaved; (3, 8, 16): 0.98); on the compiled engine
-# ~5% more.
+# small, 12 and 6 took the search's total time from 0.92 of n_init=10's to
+# 1.06 (seed 0, one run each, benchmarks/bench_optima.py --search ...); on
+# the compiled engine ~5% more.
 ROUNDS = ((None, 4), (8, 8), (4, 16))
 # Two finalists instead of one: 63 misses against 64 over three seeds; the
 # second's run to convergence is better spent on a split-and-merge move.
