@@ -462,6 +462,44 @@ class DenseKernel:
         self.moments(ws, x, f, resp, prep, out)
         return float(log_norm.sum() if w is None else w @ log_norm)
 
+    def stats_many(
+        self,
+        ws: Workspace,
+        x: np.ndarray,
+        w: np.ndarray | None,
+        w_stack: np.ndarray,
+        unshifted: bool,
+        out: np.ndarray,
+    ) -> np.ndarray:
+        """:meth:`stats` of a chunk under R models at once: one set of
+        feature rows and two matrix products for all of them.
+
+        ``w_stack`` (k R, q) holds the models' log-density weights stacked
+        component-major (row ``j R + r`` is model r's component j), so that
+        the log-densities, seen as (k, R m), are normalised over their
+        leading axis by the same functions as one model's; ``out`` (k R, q)
+        gets the moments added in that order. ``unshifted``: no model's peak
+        can overflow ``exp``. Only for complete rows, unguarded, with no
+        component about its own mean. Returns the R summed (weighted)
+        log-likelihoods.
+        """
+        m, rows = len(x), len(w_stack)
+        k = self.n_components
+        n_models = rows // k
+        f = self.features(ws, x)
+        log_prob = ws.get("log_prob_many", rows * m).reshape(rows, m)
+        np.matmul(w_stack, f, out=log_prob)
+        flat = log_prob.reshape(k, n_models * m)
+        log_norm = normalize_unshifted(flat, self.floor_exp) if unshifted else None
+        if log_norm is None:
+            np.matmul(w_stack, f, out=log_prob)
+            log_norm = normalize(flat, self.floor_exp)
+        log_norm = log_norm.reshape(n_models, m)
+        if w is not None:
+            log_prob *= w
+        out += log_prob @ f.T
+        return log_norm.sum(axis=1) if w is None else log_norm @ w
+
     def given_moments(
         self,
         ws: Workspace,

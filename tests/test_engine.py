@@ -392,3 +392,41 @@ def test_high_dimension_matches_sklearn_from_the_same_start():
     assert ours.n_iter_ == theirs.n_iter_
     assert ours.lower_bound_ == pytest.approx(theirs.lower_bound_, rel=1e-12)
     assert_allclose(ours.covariances_, theirs.covariances_, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_statistics_of_many_models_in_one_pass_equal_each_models(
+    covariance_type, weighted
+):
+    """``stats_many`` (one pass over the rows for several models, on the numpy
+    kernel) gives each model's ``stats``: with chunks, weights, rows so far
+    out that every density underflows (the shifted log-sum-exp), and a model
+    with a component too narrow for the feature rows (computed alone)."""
+    from sklearn_em import config_context
+
+    rng = np.random.RandomState(3)
+    models = [random_model(covariance_type, seed=s) for s in range(3)]
+    X = np.vstack([models[0].sample(rng, 600)[0], np.full((3, 4), 60.0)])
+    w = rng.uniform(0.1, 2, len(X)) if weighted else None
+    base = models[1]
+    narrow = base.covariance.precisions_cholesky(
+        base.covariance.covariances_from_moments(
+            np.ones(3), np.zeros((3, 4)),
+            np.tile(base.covariance.second_order_of(np.eye(4) * 1e-14), (3, 1)),
+            0.0,
+        )
+    )  # fmt: skip
+    models.append(Mixture(base.weights, base.means, None, narrow, base.covariance))
+    with config_context(engine="numpy"):
+        source = TrainingData(X, w, models[0].covariance, 3, chunk_size=128)
+    assert len(source.dense.prepare(models[3]).local) > 0
+    with single_threaded_blas():
+        want = [source.stats(model) for model in models]
+        got = source.stats_many(models)
+    for a, b in zip(want, got, strict=True):
+        scale = np.abs(a.moments).max()
+        assert_allclose(b.moments, a.moments, rtol=0, atol=1e-12 * scale)
+        assert_allclose(b.log_likelihood, a.log_likelihood, rtol=1e-12)
+        np.testing.assert_array_equal(b.centers, a.centers)
+        assert b.total_weight == a.total_weight

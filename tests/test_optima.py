@@ -436,3 +436,43 @@ def test_benchmark_summary_counts_wins_ties_losses_and_misses():
     assert (sk["wins"], sk["ties"], sk["losses"]) == (0, 1, 2)
     assert [m["case"] for m in summary["target_misses"]] == ["c"]
     assert summary["time_ratio_multistart_over_sklearn_n10"]["median"] == 1.0
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("reg_covar", [1e-6, 0.0])
+def test_short_runs_in_one_pass_equal_runs_one_at_a_time(covariance_type, reg_covar):
+    """The rounds of short EM run every candidate's E-step in one pass
+    (``_short_runs``); each run ends where ``run_em`` alone takes it, a
+    start that collapses included (it continues alone, and is repaired or
+    dropped as there)."""
+    from sklearn_em import config_context
+    from sklearn_em._em import EMResult, params_from_stats
+
+    X = anisotropic_blobs(0, 600)[0]
+    X = np.vstack([X, np.repeat(X[:1], 5, axis=0)])  # a stack of duplicates
+    cov = get_covariance(covariance_type)
+    with config_context(engine="numpy"):
+        source = TrainingData(X, None, cov, 4, n_jobs=1)
+    rng = np.random.RandomState(0)
+    runs = []
+    for labels in _optima.candidate_labels(source, rng):
+        try:
+            start = params_from_stats(source.stats_given(labels=labels), cov, reg_covar)
+        except Exception:
+            continue
+        runs.append(EMResult(start, -np.inf))
+    # A start on the duplicates alone: it collapses without regularisation.
+    on_copies = np.full(len(X), -1)
+    on_copies[-5:] = 0
+    on_copies[:100] = 1 + np.arange(100) % 3
+    runs.append(
+        EMResult(
+            params_from_stats(source.stats_given(labels=on_copies), cov, 1e-3), -np.inf
+        )
+    )
+    want = _optima._continued(source, runs, reg_covar, 6, 0.0)
+    got = _optima._short_runs(source, runs, reg_covar, 6)
+    assert len(got) == len(want)
+    for a, b in zip(want, got, strict=True):
+        assert_allclose(b.lower_bound, a.lower_bound, rtol=1e-10)
+        assert_allclose(b.model.means, a.model.means, rtol=1e-8, atol=1e-8)
