@@ -463,7 +463,16 @@ class TrainingData:
 
     # -- the protocol --
     def stats(self, model: Mixture) -> SuffStats:
-        prep = self.dense.prepare(model)
+        return self._stats(model, self.dense.prepare(model))
+
+    def _workspace(self):
+        """The first thread's buffers (made on first use)."""
+        if not self._workspaces:
+            self._workspaces.append(self.dense.workspace())
+        return self._workspaces[0]
+
+    def _stats(self, model: Mixture, prep) -> SuffStats:
+        """:meth:`stats` with the kernel's preparation for ``model`` given."""
         missing = None
         if self.missing is not None:
             missing = self.missing.prepare(model, prep.centers)
@@ -473,9 +482,7 @@ class TrainingData:
             # rows, in the same order, without its per-pass machinery (a
             # closure, a generator, a reduction): on small data the E-step
             # is run often enough for that to show.
-            if not self._workspaces:
-                self._workspaces.append(self.dense.workspace())
-            ws, size = self._workspaces[0], self.chunk_size
+            ws, size = self._workspace(), self.chunk_size
             moments = np.zeros((k, q))
             log_likelihood = 0.0
             for start in range(0, self.n_samples, size):
@@ -534,6 +541,7 @@ class TrainingData:
         rounding."""
         dense = self.dense
         out: list[SuffStats | None] = [None] * len(models)
+        preps = [None] * len(models)
         if (
             self.missing is None
             and dense.compiled is None
@@ -549,7 +557,7 @@ class TrainingData:
                 unshifted = all(preps[i].unshifted for i in batch)
                 moments = np.zeros((k * n_models, q))
                 log_likelihood = np.zeros(n_models)
-                ws, size = dense.workspace(), self.chunk_size
+                ws, size = self._workspace(), self.chunk_size
                 for start in range(0, self.n_samples, size):
                     stop = min(start + size, self.n_samples)
                     log_likelihood += dense.stats_many(
@@ -568,10 +576,11 @@ class TrainingData:
                         float(log_likelihood[slot]),
                         self.total_weight,
                     )
-        return [
-            self.stats(model) if stats is None else stats
-            for model, stats in zip(models, out, strict=True)
-        ]
+        for i, model in enumerate(models):
+            if out[i] is None:  # not batched: prepared already, where it was
+                prep = dense.prepare(model) if preps[i] is None else preps[i]
+                out[i] = self._stats(model, prep)
+        return out
 
     def m_step(
         self,

@@ -409,7 +409,7 @@ _TEN_EPS = 10.0 * np.finfo(np.float64).eps
 def _estimates(moments, centers, center, nk, means, centred):  # pragma: no cover
     """``nk`` (with scikit-learn's ``10 eps``), the means, and the means
     about ``center`` (what the log-density weights are expanded about);
-    returns the log of the total ``nk``."""
+    returns the total ``nk``."""
     k, d = means.shape
     total = 0.0
     for j in range(k):
@@ -531,9 +531,6 @@ def m_step_matrix(  # pragma: no cover - compiled
     precision = np.empty((d, d))
     if shared:
         cov = covariances[0]
-        for a in range(d):
-            for b in range(d):
-                cov[a, b] = 0.0
         col = 1 + d
         for a in range(d):
             for b in range(a, d):
