@@ -388,6 +388,7 @@ class TrainingData:
             self.chunk_size,
             guarded=not training if guarded is None else guarded,
             compiled=compiled,
+            dtype=X.dtype,
         )
         self.missing = MissingKernel(self.dense) if self.has_missing else None
         self._workspaces: list = []
@@ -803,13 +804,16 @@ class TrainingData:
         prep = self.dense.prepare(model)
         if len(prep.local):
             return False
-        k, q, block = self.n_components, self.dense.q, kernels.BLOCK
+        k = self.n_components
         no_resp = np.empty((0, k), dtype=self.X.dtype)
         no_labels = np.empty(0, dtype=np.intp)
         direct = log_norm is not None and log_norm.dtype == np.float64
 
         def work(ws, first, last):
             flagged = []
+            center, w_matrix, f, lp, scratch = self.dense.compiled_operands(
+                ws, prep, "scratch_infer", 4
+            )
             for start in range(first, last, self.chunk_size):
                 stop = min(start + self.chunk_size, last)
                 norm = (
@@ -819,15 +823,15 @@ class TrainingData:
                 )
                 n_bad = kernels.posterior_rows(
                     np.ascontiguousarray(self.X[start:stop]),
-                    self.center,
-                    prep.w_matrix,
+                    center,
+                    w_matrix,
                     self.covariance.feature_layout,
                     no_resp if resp is None else resp[start:stop],
                     norm,
                     no_labels if labels is None else labels[start:stop],
-                    ws.matrix("f_block", q, block),
-                    ws.matrix("lp_block", k, block),
-                    ws.matrix("scratch_infer", 4, block),
+                    f,
+                    lp,
+                    scratch,
                 )
                 if log_norm is not None and not direct:
                     log_norm[start:stop] = norm

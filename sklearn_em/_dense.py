@@ -36,6 +36,14 @@ _MIN_CHUNK, _MAX_CHUNK = 2048, 32768
 # is handled about its own mean, with the direct Cholesky form, instead.
 MAX_EXPANSION = 1e6
 
+# The same bound for float32 rows, which the compiled kernel computes in
+# float32 (see DenseKernel): below it, the expanded forms' rounding leaves
+# log-densities within ~1e3 float32 epsilons (6e-5) of exact, where float32
+# itself holds each value to 6e-8 of its size. Components reaching further
+# are computed in float64 arithmetic instead (and beyond MAX_EXPANSION about
+# their own means, as for float64 rows). The 3-Gaussian set reaches ~100.
+MAX_EXPANSION_FLOAT32 = 1e3
+
 # From this many features, the statistics floor log-densities far below a
 # row's maximum before exp (see _stats.EXP_FLOOR): distances grow with d, so
 # rows far from most components are common (make_blobs, d=32, k=16: most
@@ -100,6 +108,9 @@ class Prepared:
     centers: np.ndarray
     unshifted: bool
     ones: np.ndarray
+    # The log-density weights in float32, where the compiled kernel computes
+    # float32 rows in float32 (None: in float64).
+    w_single: np.ndarray | None = None
 
 
 class Workspace:
@@ -111,22 +122,23 @@ class Workspace:
         self._buffers: dict[str, np.ndarray] = {}
         self._matrices: dict[tuple, np.ndarray] = {}
 
-    def get(self, name: str, size: int) -> np.ndarray:
-        buffer = self._buffers.get(name)
+    def get(self, name: str, size: int, dtype=np.float64) -> np.ndarray:
+        key = (name, dtype)
+        buffer = self._buffers.get(key)
         if buffer is None or buffer.size < size:
-            buffer = self._buffers[name] = np.empty(size)
-            for key in [key for key in self._matrices if key[0] == name]:
-                del self._matrices[key]
+            buffer = self._buffers[key] = np.empty(size, dtype=dtype)
+            for old in [old for old in self._matrices if old[:2] == key]:
+                del self._matrices[old]
         return buffer[:size]
 
-    def matrix(self, name: str, rows: int, cols: int) -> np.ndarray:
+    def matrix(self, name: str, rows: int, cols: int, dtype=np.float64) -> np.ndarray:
         """``get(name, rows * cols)`` as a (rows, cols) matrix, the view kept
         for the next call: the compiled kernels ask for the same few block
         buffers every E-step, where making views is a share of the cost."""
-        view = self._matrices.get((name, rows, cols))
+        view = self._matrices.get((name, dtype, rows, cols))
         if view is None:
-            view = self.get(name, rows * cols).reshape(rows, cols)
-            self._matrices[name, rows, cols] = view
+            view = self.get(name, rows * cols, dtype).reshape(rows, cols)
+            self._matrices[name, dtype, rows, cols] = view
         return view
 
 
@@ -154,6 +166,14 @@ class DenseKernel:
         The compiled kernels (see :mod:`._engine`) to run the feature-row
         form with, or ``None`` for numpy. Components handled about their own
         means and guarded statistics stay on numpy.
+    dtype : dtype
+        Of the rows. The compiled kernels compute float32 rows in float32
+        (sums in float64) wherever every component lies within
+        ``MAX_EXPANSION_FLOAT32`` (see :meth:`prepare`), as scikit-learn's
+        float32 path and the GPU kernel do; the common centre is then
+        rounded to float32, so that rows are centred in float32 exactly about
+        the point the statistics refer to. The numpy kernel computes every
+        row in float64.
     """
 
     def __init__(
@@ -166,18 +186,23 @@ class DenseKernel:
         chunk_size: int,
         guarded: bool = True,
         compiled=None,
+        dtype=np.float64,
     ):
         self.covariance = covariance
         self.n_features = n_features
         self.n_components = n_components
+        self.direct = uses_direct(covariance, n_features)
+        self.compiled = None if self.direct else compiled
+        self.single = self.compiled is not None and np.dtype(dtype) == np.float32
         self.center = np.asarray(center, dtype=np.float64)
+        if self.single:
+            self.center = self.center.astype(np.float32).astype(np.float64)
+        self._center_single = self.center.astype(np.float32)
         self.spread = float(spread)
         self.q = covariance.n_features_total(n_features)
         self.floor_exp = n_features >= _FLOOR_FROM_FEATURES
         self.chunk_size = chunk_size
-        self.direct = uses_direct(covariance, n_features)
         self.guarded = guarded
-        self.compiled = None if self.direct else compiled
         # What every pass shares, made once (prepare runs every EM iteration,
         # where a few microseconds per call add up on small data). Read only.
         self._common_centers = np.broadcast_to(self.center, (n_components, n_features))
@@ -219,7 +244,8 @@ class DenseKernel:
             reach *= precision
             # Nearly always none: one reduction to find out.
             local = self._none
-            if reach.max() > MAX_EXPANSION:
+            farthest = reach.max()
+            if farthest > MAX_EXPANSION:
                 local = np.flatnonzero(reach > MAX_EXPANSION)
                 if (
                     len(local) >= ALL_DIRECT_SHARE * k
@@ -234,6 +260,9 @@ class DenseKernel:
             cholesky = self.covariance.cholesky_matrices(
                 model.precisions_cholesky, k, self.n_features
             )
+        single = None
+        if self.single and w_matrix is not None and farthest <= MAX_EXPANSION_FLOAT32:
+            single = w_matrix.astype(np.float32)
         return Prepared(
             model,
             w_matrix,
@@ -243,6 +272,7 @@ class DenseKernel:
             centers,
             bool(peaks.max() < SAFE_LOG),
             self._ones,
+            single,
         )
 
     def m_step(
@@ -270,6 +300,7 @@ class DenseKernel:
             _NO_WEIGHTS if feature_variances is None else feature_variances,
             self.spread,
             self.q,
+            MAX_EXPANSION_FLOAT32 if self.single else MAX_EXPANSION,
         )
         if status in (kernels.M_STEP_ILL_DEFINED, kernels.M_STEP_COLLAPSED):
             return None
@@ -282,8 +313,9 @@ class DenseKernel:
             covariance,
         )
         if status == kernels.M_STEP_OK:
-            # Components too narrow for the feature rows (M_STEP_LOCAL)
-            # leave the next E-step's preparation to prepare().
+            # Components too narrow for the feature rows (M_STEP_LOCAL; for
+            # float32 rows, reaching beyond MAX_EXPANSION_FLOAT32) leave the
+            # next E-step's preparation to prepare().
             self._next = Prepared(
                 model,
                 w_matrix,
@@ -293,8 +325,28 @@ class DenseKernel:
                 self._common_centers,
                 bool(peaks.max() < SAFE_LOG),
                 self._ones,
+                w_matrix.astype(np.float32) if self.single else None,
             )
         return model
+
+    def compiled_operands(
+        self, ws: Workspace, prep: Prepared, scratch: str, n_scratch: int
+    ):
+        """What the compiled kernels take for ``prep`` in the arithmetic it
+        is computed in: the common centre, the log-density weights, and the
+        block buffers (feature rows, log-densities, ``n_scratch`` rows of
+        scratch named ``scratch``)."""
+        block, w_matrix, center = self.compiled.BLOCK, prep.w_matrix, self.center
+        dtype = np.float64
+        if prep.w_single is not None:
+            w_matrix, center, dtype = prep.w_single, self._center_single, np.float32
+        return (
+            center,
+            w_matrix,
+            ws.matrix("f_block", self.q, block, dtype),
+            ws.matrix("lp_block", self.n_components, block, dtype),
+            ws.matrix(scratch, n_scratch, block, dtype),
+        )
 
     def features(
         self, ws: Workspace, x: np.ndarray, center: np.ndarray | None = None
@@ -359,12 +411,12 @@ class DenseKernel:
             return self.log_prob(ws, x, prep)[1]
         m = len(x)
         out = ws.get("log_prob", self.n_components * m).reshape(self.n_components, m)
-        f = ws.matrix("f_block", self.q, self.compiled.BLOCK)
+        center, w_matrix, f, _, _ = self.compiled_operands(ws, prep, "scratch_block", 3)
         with np.errstate(over="ignore", invalid="ignore"):
             self.compiled.log_prob_rows(
                 np.ascontiguousarray(x),
-                self.center,
-                prep.w_matrix,
+                center,
+                w_matrix,
                 self.covariance.feature_layout,
                 out,
                 f,
@@ -444,17 +496,19 @@ class DenseKernel:
         """Add a chunk's moments to ``out`` (k, q); return its summed weighted
         log-likelihood."""
         if self.compiled is not None and not len(prep.local) and not self.guarded:
-            k, block = self.n_components, self.compiled.BLOCK
+            center, w_matrix, f, lp, scratch = self.compiled_operands(
+                ws, prep, "scratch_block", 3
+            )
             return self.compiled.stats_rows(
                 np.ascontiguousarray(x),
                 _NO_WEIGHTS if w is None else w,
-                self.center,
-                prep.w_matrix,
+                center,
+                w_matrix,
                 self.covariance.feature_layout,
                 out,
-                ws.matrix("f_block", self.q, block),
-                ws.matrix("lp_block", k, block),
-                ws.matrix("scratch_block", 3, block),
+                f,
+                lp,
+                scratch,
             )
         f, resp, log_norm = self.posterior(ws, x, prep)
         if w is not None:

@@ -144,28 +144,34 @@ _failed: list = []
 
 def _compile(kernels: ModuleType, dtype) -> None:
     """Compile (or load from disk) every kernel for rows of ``dtype``, by
-    calling each on a few rows."""
+    calling each on a few rows: float64 rows in float64 arithmetic, float32
+    rows in float32 and in float64 (see :class:`._dense.DenseKernel`)."""
     x = np.zeros((2, 1), dtype=dtype)
-    f = np.empty((3, kernels.BLOCK))
-    lp = np.empty((1, kernels.BLOCK))
-    scratch = np.empty((3, kernels.BLOCK))
-    w_matrix = np.zeros((1, 3))
     center = np.zeros(1)
-    for w in (np.empty(0), np.ones(2)):
-        moments = np.zeros((1, 3))
-        kernels.stats_rows(x, w, center, w_matrix, 0, moments, f, lp, scratch)
-    kernels.log_prob_rows(x, center, w_matrix, 0, np.empty((1, 2)), f)
-    scratch = np.empty((4, kernels.BLOCK))
-    no_resp, no_labels = np.empty((0, 1), dtype=dtype), np.empty(0, dtype=np.intp)
-    log_norm, resp = np.empty(2), np.empty((2, 1), dtype=dtype)
-    labels = np.empty(2, dtype=np.intp)
-    for r, lab in ((no_resp, no_labels), (resp, no_labels), (no_resp, labels)):
-        kernels.posterior_rows(x, center, w_matrix, 0, r, log_norm, lab, f, lp, scratch)
+    for arithmetic in {np.dtype(dtype), np.dtype(np.float64)}:
+        f = np.empty((3, kernels.BLOCK), dtype=arithmetic)
+        lp = np.empty((1, kernels.BLOCK), dtype=arithmetic)
+        scratch = np.empty((3, kernels.BLOCK), dtype=arithmetic)
+        w_matrix = np.zeros((1, 3), dtype=arithmetic)
+        at = center.astype(arithmetic)
+        for w in (np.empty(0), np.ones(2)):
+            moments = np.zeros((1, 3))
+            kernels.stats_rows(x, w, at, w_matrix, 0, moments, f, lp, scratch)
+        kernels.log_prob_rows(x, at, w_matrix, 0, np.empty((1, 2)), f)
+        scratch = np.empty((4, kernels.BLOCK), dtype=arithmetic)
+        no_resp = np.empty((0, 1), dtype=dtype)
+        no_labels = np.empty(0, dtype=np.intp)
+        log_norm, resp = np.empty(2), np.empty((2, 1), dtype=dtype)
+        labels = np.empty(2, dtype=np.intp)
+        for r, lab in ((no_resp, no_labels), (resp, no_labels), (no_resp, labels)):
+            kernels.posterior_rows(x, at, w_matrix, 0, r, log_norm, lab, f, lp, scratch)
     # The M-step works in float64 whatever the rows: compiled once.
     moments = np.array([[2.0, 0.0, 2.0]])
     for kernel in (("m_step_matrix", False), ("m_step_vector", False)):
         for scale in (np.empty(0), np.ones(1)):
-            kernels.m_step(kernel, moments, center[None], center, 0.0, scale, 1.0, 3)
+            kernels.m_step(
+                kernel, moments, center[None], center, 0.0, scale, 1.0, 3, 1e6
+            )
 
 
 def _load(dtype) -> ModuleType:

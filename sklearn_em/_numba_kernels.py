@@ -8,8 +8,15 @@ each row of ``X`` is read from memory once per E-step and every temporary
 stays in cache. The arithmetic is the numpy kernel's, term for term: feature
 rows ``[1, y, second-order(y)]`` about the common centre, the covariance
 type's log-density weights ``W``, a log-sum-exp shifted by each row's
-maximum, and moments summed in float64 (float32 rows are widened as they are
-read).
+maximum, and moments summed in float64.
+
+float32 rows are computed in the dtype of the buffers they are given: in
+float32 (as scikit-learn's float32 path, and the GPU kernel, do), with each
+block's sums (at most ``BLOCK`` terms) added into float64, or widened to
+float64 as they are read. Every kernel below is generic over that dtype;
+where a constant or a transcendental function would fix the precision, an
+overload (:func:`_exp_of`, :func:`_log_of`, :func:`_zero_of`) picks it from
+its argument's type when numba compiles the caller.
 
 The llvmlite that pip installs has no SVML, so ``math.exp`` in a loop is a
 scalar libm call (~14 ns, a whole row's budget): :func:`_exp` and
@@ -25,9 +32,10 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from ._covariance import PAIRS, SQUARES
-from ._dense import MAX_EXPANSION
 from ._em import MAX_RELATIVE_PRECISION
 
 # Rows per block: the block's feature rows, log-densities and scratch stay
@@ -120,6 +128,102 @@ def _log(a):  # pragma: no cover - compiled
     return e * 0.6931471805599453 + 2.0 * f * s
 
 
+# float32 versions, for rows computed in float32: every constant is a
+# float32, or numba would widen the whole computation to float64.
+_F32 = np.float32
+_EXP_FLOOR_32 = _F32(-87.3)  # exp() below float32's smallest normal number
+_SHIFTER_32 = _F32(12582912.0 + 127.0)  # 1.5 * 2^23 + the exponent bias
+_LOG2E_32 = _F32(1.4426950408889634)
+_LN2_HI_32, _LN2_LO_32 = _F32(0.693359375), _F32(-2.1219444005469057e-4)
+_EXP_POLY_32 = tuple(
+    _F32(c)
+    for c in (
+        0.0013941108433972674,
+        0.008375126398153335,
+        0.04166635289677516,
+        0.16666415514653277,
+        0.5000000047117757,
+        1.000000037716214,
+        1.0,
+    )
+)
+_SQRT2_32, _LN2_32 = _F32(1.4142135623730951), _F32(0.6931471805599453)
+_ONE_32, _TWO_32, _ZERO_32, _HALF_32 = _F32(1.0), _F32(2.0), _F32(0.0), _F32(0.5)
+_LOG_SERIES_32 = tuple(_F32(1.0 / n) for n in (9, 7, 5, 3, 1))
+
+
+@_jit_exact
+def _exp32(x0):  # pragma: no cover - compiled
+    """:func:`_exp` for float32: within 2 ulp (float32) in [-87.3, 88],
+    0 below. The same construction, with the float32 exponent field (23
+    bits, bias 127) and a polynomial of degree 6 (Chebyshev, error 2e-9)."""
+    x = max(x0, _EXP_FLOOR_32)
+    t = x * _LOG2E_32 + _SHIFTER_32
+    n = t - _SHIFTER_32
+    r = (x - n * _LN2_HI_32) - n * _LN2_LO_32
+    p = _EXP_POLY_32[0]
+    for c in _EXP_POLY_32[1:]:
+        p = p * r + c
+    scale = np.int32(np.float32(t).view(np.int32) << 23).view(np.float32)
+    return p * scale if x0 >= _EXP_FLOOR_32 else _ZERO_32
+
+
+@_jit_exact
+def _log32(a):  # pragma: no cover - compiled
+    """:func:`_log` for positive normal float32 ``a``, within 2 ulp
+    (float32): the series of ``atanh`` to f^9 (truncation < 2e-9)."""
+    b = np.float32(a).view(np.int32)
+    e = np.float32((b >> 23) - 127)
+    m = np.int32((b & 0x7FFFFF) | 0x3F800000).view(np.float32)
+    if m > _SQRT2_32:
+        m *= _HALF_32
+        e += _ONE_32
+    f = (m - _ONE_32) / (m + _ONE_32)
+    f2 = f * f
+    s = _LOG_SERIES_32[0]
+    for c in _LOG_SERIES_32[1:]:
+        s = s * f2 + c
+    return e * _LN2_32 + _TWO_32 * f * s
+
+
+def _exp_of(x):  # pragma: no cover - replaced in compiled code
+    """``exp`` in the precision of ``x`` (:func:`_exp32` or :func:`_exp`)."""
+
+
+def _log_of(a):  # pragma: no cover - replaced in compiled code
+    """``log`` in the precision of ``a`` (:func:`_log32` or :func:`_log`)."""
+
+
+def _by_precision(single, double):
+    """An overload that picks the float32 or float64 kernel at typing."""
+
+    def typer(x):
+        if x == types.float32:
+            return lambda x: single(x)
+        return lambda x: double(x)
+
+    return typer
+
+
+def _zero_of(x):  # pragma: no cover - replaced in compiled code
+    """0 in the precision of ``x``."""
+
+
+@_jit
+def _zero32(x):  # pragma: no cover - compiled
+    return _ZERO_32
+
+
+@_jit
+def _zero64(x):  # pragma: no cover - compiled
+    return 0.0
+
+
+overload(_exp_of)(_by_precision(_exp32, _exp))
+overload(_log_of)(_by_precision(_log32, _log))
+overload(_zero_of)(_by_precision(_zero32, _zero64))
+
+
 @_jit
 def _features(x, start, stop, center, kind, f):  # pragma: no cover
     """Feature rows ``[1, y, second-order(y)]`` (q, m) of rows
@@ -186,12 +290,13 @@ def _log_densities(f, m, w_matrix, lp):  # pragma: no cover
 
 @_jit
 def _add_moments(lp, f, m, moments):  # pragma: no cover
-    """``moments += lp[:, :m] @ f[:, :m].T``, four feature rows per pass."""
+    """``moments += lp[:, :m] @ f[:, :m].T``, four feature rows per pass,
+    each block's sums in the buffers' precision."""
     k, q = moments.shape
     for j in range(k):
         p = 0
         while p + 4 <= q:
-            a = b = c = e = 0.0
+            a = b = c = e = _zero_of(lp[j, 0])
             for i in range(m):
                 r = lp[j, i]
                 a += r * f[p, i]
@@ -204,7 +309,7 @@ def _add_moments(lp, f, m, moments):  # pragma: no cover
             moments[j, p + 3] += e
             p += 4
         for rest in range(p, q):
-            a = 0.0
+            a = _zero_of(lp[j, 0])
             for i in range(m):
                 a += lp[j, i] * f[rest, i]
             moments[j, rest] += a
@@ -226,7 +331,7 @@ def _normalize(lp, m, top, total, log_total):  # pragma: no cover
         total[i] = 0.0
     for j in range(k):
         for i in range(m):
-            e = _exp(lp[j, i] - top[i])
+            e = _exp_of(lp[j, i] - top[i])
             lp[j, i] = e
             total[i] += e
     for i in range(m):
@@ -236,7 +341,7 @@ def _normalize(lp, m, top, total, log_total):  # pragma: no cover
             total[i] = k
             top[i] = -np.inf
     for i in range(m):
-        log_total[i] = _log(total[i]) + top[i]
+        log_total[i] = _log_of(total[i]) + top[i]
         total[i] = 1.0 / total[i]
     for j in range(k):
         for i in range(m):
@@ -422,17 +527,18 @@ def _estimates(moments, centers, center, nk, means, centred):  # pragma: no cove
 
 
 @_jit
-def _verdict(centred_j, spread, largest, scaled, checked):  # pragma: no cover
+def _verdict(centred_j, spread, largest, scaled, checked, limit):  # pragma: no cover
     """One component's status: collapsed (its precision, scaled by the
     features' variances, beyond ``MAX_RELATIVE_PRECISION``; only where
     ``checked``), too narrow for the feature rows about the common centre
-    (as :meth:`._dense.DenseKernel.prepare` judges it), or fine."""
+    (as :meth:`._dense.DenseKernel.prepare` judges it, against ``limit``),
+    or fine."""
     if checked and scaled > MAX_RELATIVE_PRECISION:
         return M_STEP_COLLAPSED
     reach = spread
     for a in range(centred_j.shape[0]):
         reach += centred_j[a] * centred_j[a]
-    return M_STEP_LOCAL if reach * largest > MAX_EXPANSION else M_STEP_OK
+    return M_STEP_LOCAL if reach * largest > limit else M_STEP_OK
 
 
 @_jit
@@ -509,6 +615,7 @@ def m_step_matrix(  # pragma: no cover - compiled
     reg,
     scale,
     spread,
+    limit,
     shared,
     weights,
     means,
@@ -522,7 +629,8 @@ def m_step_matrix(  # pragma: no cover - compiled
     (k, q) about ``centers`` (k, d), and the log-density weights
     ``w_matrix`` (k, q) about ``center`` with their ``peaks``; ``reg`` (d,)
     is added to every variance, ``scale`` (d,) (or empty) are the features'
-    variances for the collapse test. Returns an ``M_STEP_*`` status."""
+    variances for the collapse test, ``limit`` the largest reach of a
+    component on the feature rows. Returns an ``M_STEP_*`` status."""
     k, d = means.shape
     nk = np.empty(k)
     centred = np.empty((k, d))
@@ -569,7 +677,9 @@ def m_step_matrix(  # pragma: no cover - compiled
         )
         peaks[j] = np.log(weights[j]) + log_det - log_norm
         w_matrix[j, 0] += peaks[j]
-        verdict = _verdict(centred[j], spread, squares, scaled, scale.shape[0] > 0)
+        verdict = _verdict(
+            centred[j], spread, squares, scaled, scale.shape[0] > 0, limit
+        )
         if verdict == M_STEP_COLLAPSED:
             return verdict
         status = max(status, verdict)
@@ -584,6 +694,7 @@ def m_step_vector(  # pragma: no cover - compiled
     reg,
     scale,
     spread,
+    limit,
     spherical,
     weights,
     means,
@@ -643,14 +754,16 @@ def m_step_vector(  # pragma: no cover - compiled
         if spherical:
             w_matrix[j, 1 + d] = -0.5 * cholesky[j, 0] ** 2
         w_matrix[j, 0] = -0.5 * constant + peaks[j]
-        verdict = _verdict(centred[j], spread, largest, scaled, scale.shape[0] > 0)
+        verdict = _verdict(
+            centred[j], spread, largest, scaled, scale.shape[0] > 0, limit
+        )
         if verdict == M_STEP_COLLAPSED:
             return verdict
         status = max(status, verdict)
     return status
 
 
-def m_step(kernel, moments, centers, center, reg_covar, scale, spread, n_terms):
+def m_step(kernel, moments, centers, center, reg_covar, scale, spread, n_terms, limit):
     """Run the compiled M-step ``kernel`` (a covariance type's
     ``m_step_kernel``: :func:`m_step_matrix` or :func:`m_step_vector` and
     its variant flag) with buffers of the shapes it works in.
@@ -679,6 +792,7 @@ def m_step(kernel, moments, centers, center, reg_covar, scale, spread, n_terms):
         np.full(d, reg) if reg.ndim == 0 else reg,
         scale,
         spread,
+        limit,
         variant,
         weights,
         means,

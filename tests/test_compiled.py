@@ -2,8 +2,9 @@
 
 The numpy kernel is the reference: the compiled one must give the same
 statistics, fits and inference to 1e-12 relative in float64, for every
-covariance type, with weights, float32 rows, narrow components (which stay on
-numpy's direct form) and rows far out. Choosing it must never cost a fit a
+covariance type, with weights, narrow components (which stay on numpy's
+direct form) and rows far out; float32 rows, which it computes in float32,
+to float32's precision. Choosing it must never cost a fit a
 compile, and must touch nothing process-wide.
 """
 
@@ -21,7 +22,7 @@ from test_engine import random_model
 
 from sklearn_em import GaussianMixture, config_context, get_config, set_config
 from sklearn_em import _engine as engine
-from sklearn_em._covariance import IllDefinedCovariance
+from sklearn_em._covariance import IllDefinedCovariance, get_covariance
 from sklearn_em._data import TrainingData
 from sklearn_em._em import params_from_stats
 from sklearn_em._model import Mixture
@@ -67,15 +68,89 @@ def test_statistics_equal_the_numpy_kernel(covariance_type, weighted, n_features
         assert_same_stats(reference.stats(model), compiled.stats(model))
 
 
+def same_params(a, b, rtol):
+    """The M-step of two sources' statistics (about their own centres)
+    agree to ``rtol`` of each parameter's largest entry."""
+    cov = a.covariance
+    pa, pb = (
+        params_from_stats(a.stats_, cov, 1e-6),
+        params_from_stats(b.stats_, cov, 1e-6),
+    )
+    for name in ("weights", "means", "covariances"):
+        want, got = getattr(pa, name), getattr(pb, name)
+        assert_allclose(got, want, rtol=0, atol=rtol * np.abs(want).max(), err_msg=name)
+
+
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_float32_rows_give_float64_statistics_equal_to_numpy(covariance_type):
+@pytest.mark.parametrize("weighted", [False, True])
+def test_float32_rows_are_computed_in_float32_to_its_precision(
+    covariance_type, weighted
+):
+    """As scikit-learn's float32 path (and the GPU kernel): per-row
+    arithmetic in float32, sums in float64; the statistics agree with the
+    numpy kernel's float64 arithmetic to float32 precision, not beyond."""
     rng = np.random.RandomState(2)
     X = random_model(covariance_type).sample(rng, 700)[0].astype(np.float32)
-    model, reference, compiled = sources(X, covariance_type)
+    w = rng.uniform(0, 3, len(X)) if weighted else None
+    model, reference, compiled = sources(X, covariance_type, w)
+    assert compiled.dense.prepare(model).w_single is not None
+    # The centre is rounded to float32, so rows are centred exactly.
+    assert_array_equal(compiled.dense.center.astype(np.float32), compiled.dense.center)
     with single_threaded_blas():
-        a, b = reference.stats(model), compiled.stats(model)
-    assert b.moments.dtype == np.float64
-    assert_same_stats(a, b)
+        reference.stats_, compiled.stats_ = (
+            reference.stats(model),
+            compiled.stats(model),
+        )
+    assert compiled.stats_.moments.dtype == np.float64
+    assert_allclose(
+        compiled.stats_.log_likelihood, reference.stats_.log_likelihood, rtol=1e-6
+    )
+    same_params(reference, compiled, rtol=1e-6)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_float32_rows_of_far_reaching_components_are_computed_in_float64(
+    covariance_type,
+):
+    """A component narrow against its distance from the centre (reach above
+    MAX_EXPANSION_FLOAT32, below MAX_EXPANSION) would lose float32's digits in
+    the expanded form: those E-steps run in float64 on the compiled kernel,
+    and agree with the numpy kernel to float64 rounding; the compiled M-step
+    leaves their preparation to numpy."""
+    rng = np.random.RandomState(12)
+    # Three clusters 30 apart, each 0.5 wide: every component reaches
+    # (distance^2 + spread) * precision ~ 3e3 from the data's centre.
+    cov = get_covariance(covariance_type)
+    variances = {
+        "full": np.eye(2)[None] * [[[0.25]], [[0.3]], [[0.2]]],
+        "tied": np.eye(2) * 0.25,
+        "diag": np.full((3, 2), 0.25),
+        "spherical": np.full(3, 0.25),
+    }[covariance_type]
+    far = Mixture(
+        np.full(3, 1 / 3),
+        np.array([[0.0, 0.0], [30.0, 0.0], [0.0, 30.0]]),
+        variances,
+        cov.precisions_cholesky(variances),
+        cov,
+    )
+    X = far.sample(rng, 900)[0].astype(np.float32)
+    with config_context(engine="numpy"):
+        reference = TrainingData(X, None, cov, 3)
+    with config_context(engine="numba"):
+        compiled = TrainingData(X, None, cov, 3)
+    prep = compiled.dense.prepare(far)
+    assert prep.w_single is None and not len(prep.local)
+    with single_threaded_blas():
+        reference.stats_ = reference.stats(far)
+        compiled.stats_ = compiled.stats(far)
+        assert_allclose(
+            compiled.stats_.log_likelihood, reference.stats_.log_likelihood, rtol=1e-12
+        )
+        same_params(reference, compiled, rtol=1e-12)
+        # The compiled M-step hands such a model's preparation to numpy.
+        stepped = compiled.m_step(compiled.stats_, 1e-6)
+        assert compiled.dense.prepare(stepped).w_single is None
 
 
 def test_a_narrow_component_keeps_the_direct_form():
@@ -297,7 +372,7 @@ def _clean_env():
     return env
 
 
-def test_float32_inference_keeps_the_dtype_and_equals_numpy():
+def test_float32_inference_keeps_the_dtype_and_equals_numpy_to_its_precision():
     rng = np.random.RandomState(10)
     X = random_model("diag").sample(rng, 3_000)[0].astype(np.float32)
     gm = GaussianMixture(3, covariance_type="diag", random_state=0).fit(X)
@@ -307,7 +382,47 @@ def test_float32_inference_keeps_the_dtype_and_equals_numpy():
             out[name] = [gm.score_samples(X), gm.predict_proba(X), gm.predict(X)]
     for a, b in zip(out["numpy"], out["numba"], strict=True):
         assert b.dtype == a.dtype
-        assert_allclose(b, a, rtol=1e-6, atol=1e-7)
+        assert_allclose(b, a, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_float32_fits_equal_the_numpy_engine_to_float32_precision(covariance_type):
+    rng = np.random.RandomState(13)
+    X = random_model(covariance_type).sample(rng, 3_000)[0].astype(np.float32)
+    fits = {}
+    for name in ("numpy", "numba"):
+        with config_context(engine=name):
+            fits[name] = GaussianMixture(
+                3, covariance_type=covariance_type, random_state=0
+            ).fit(X)
+    a, b = fits["numpy"], fits["numba"]
+    assert_allclose(b.lower_bound_, a.lower_bound_, rtol=1e-6)
+    for name in ("weights_", "means_", "covariances_"):
+        want = getattr(a, name)
+        assert getattr(b, name).dtype == np.float32
+        assert_allclose(getattr(b, name), want, rtol=0, atol=1e-4 * np.abs(want).max())
+
+
+def test_float32_exp_is_within_two_ulp_and_zero_below_the_normal_range():
+    rng = np.random.RandomState(14)
+    x = np.concatenate([rng.uniform(-87.3, 88, 3_000), [0.0, -87.3, 88]])
+    x = x.astype(np.float32)
+    out = np.array([kernels._exp32(v) for v in x], dtype=np.float32)
+    exact = np.exp(x.astype(np.float64))
+    assert (np.abs(out - exact) <= 2 * np.spacing(exact.astype(np.float32))).all()
+    assert kernels._exp32(np.float32(-87.5)) == 0.0
+    assert kernels._exp32(np.float32(-np.inf)) == 0.0
+
+
+def test_float32_log_is_within_two_ulp():
+    rng = np.random.RandomState(15)
+    a = np.concatenate([rng.uniform(1, 20, 2_000), np.exp(rng.uniform(-80, 80, 2_000))])
+    a = np.concatenate([a, [1.0, 2.0, np.sqrt(2.0), 1 + 1e-7]]).astype(np.float32)
+    out = np.array([kernels._log32(v) for v in a], dtype=np.float32)
+    exact = np.log(a.astype(np.float64))
+    assert (
+        np.abs(out - exact) <= 2 * np.spacing(np.abs(exact).astype(np.float32))
+    ).all()
 
 
 @pytest.mark.parametrize("method", ["predict", "predict_proba", "score_samples"])
