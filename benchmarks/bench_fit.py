@@ -204,8 +204,13 @@ def compare(X, makers, cfg, info, n_iter=None, reference=None):
     ]
     case["lower_bound_rel_diff"] = max(rels, default=None)
     if reference is not None:
-        keys, ours = ("max_abs_err_means", "max_abs_err_covariances"), case["ours"]
-        closer = [ours[k] <= sk[k] for k in keys if k in ours and k in sk]
+        keys = ("max_abs_err_means", "max_abs_err_covariances")
+        closer = [
+            case[lib][k] <= sk[k]
+            for lib in others
+            for k in keys
+            if k in case[lib] and k in sk
+        ]
         case["ours_closer_to_float64"] = all(closer) if closer else None
     return case, fitted
 
@@ -461,21 +466,25 @@ def fit_table(cases):
 
 
 def float32_table(cases):
-    """Max abs errors against our float64 fit of the same values ("" if none)."""
+    """Max abs errors against our float64 fit of the same values, every
+    library ("" if none)."""
+    cases = [c for c in cases if "ours_closer_to_float64" in c]
+    if not cases:
+        return ""
+    libs = cases[0]["libraries"]
     rows = [
         [c["n"], c["covariance_type"]]
         + [
             h.fmt(c[lib].get(f"max_abs_err_{a}"), ".2e")
             for a in ("means", "covariances")
-            for lib in ("ours", "sklearn")
+            for lib in libs
         ]
         + [{True: "yes", False: "NO", None: "—"}[c["ours_closer_to_float64"]]]
         for c in cases
-        if "ours_closer_to_float64" in c
     ]
-    header = ["n", "<covariance_type", "means err ours", "means err sklearn"]
-    header += ["cov err ours", "cov err sklearn", "<ours closer"]
-    return h.table(header, rows) if rows else ""
+    header = ["n", "<covariance_type"]
+    header += [f"{a} err {lib}" for a in ("means", "cov") for lib in libs]
+    return h.table(header + ["<ours closer"], rows)
 
 
 def predict_table(cases):
