@@ -669,7 +669,7 @@ class GaussianMixture(_BaseMixture):
     parameters, the same fitted attributes and, from the same initialisation, the
     same answer. The EM engine works on sufficient statistics over chunks of rows,
     which keeps memory beyond ``X`` independent of the number of samples and
-    accumulates float32 input in float64.
+    sums the statistics of float32 input in float64.
 
     Parameters
     ----------
