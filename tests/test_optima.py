@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from _helpers import COVARIANCE_TYPES
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.cluster import AgglomerativeClustering
 from sklearn.datasets import make_blobs
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -341,6 +342,62 @@ def test_lloyd_weights_count_as_repeated_rows():
     first_copy = np.concatenate([[0], np.cumsum(weights)[:-1]])
     repeated = _optima._lloyd(np.repeat(X, weights, axis=0), None, first_copy[seeds])
     assert_allclose(weighted, repeated, rtol=1e-12)
+
+
+def vvv_cost(points, labels, ridge):
+    """The criterion of the model-based merging, by its definition:
+    ``sum_j n_j log |(S_j + ridge I) / n_j|`` over the clusters."""
+    total = 0.0
+    for j in np.unique(labels):
+        y = points[labels == j] - points[labels == j].mean(axis=0)
+        n = len(y)
+        total += n * np.linalg.slogdet((y.T @ y + ridge * np.eye(len(y.T))) / n)[1]
+    return total
+
+
+def test_model_based_merging_takes_the_cheapest_merge_at_every_step():
+    rng = np.random.RandomState(7)
+    points = rng.normal(size=(60, 3)) * [1.0, 2.0, 0.5]
+    fine = np.repeat(np.arange(8), [10, 9, 8, 7, 7, 7, 6, 6])
+    rng.shuffle(fine)
+    ridge = _optima.VVV_REG * points.var(axis=0).mean()
+    labels = fine.copy()
+    for k in range(7, 1, -1):
+        # Brute force: every pair of the current clusters merged in turn.
+        pairs = [(a, b) for a in np.unique(labels) for b in np.unique(labels) if a < b]
+        costs = [
+            vvv_cost(points, np.where(labels == b, a, labels), ridge) for a, b in pairs
+        ]
+        a, b = pairs[int(np.argmin(costs))]
+        labels = np.where(labels == b, a, labels)
+        got = _optima._merge_vvv(points, fine, k)
+        assert set(got) == set(range(k))
+        # The same partition, whatever the names of its clusters: each
+        # label of one goes with exactly one label of the other.
+        assert len(np.unique(np.c_[got, labels], axis=0)) == k
+
+
+def test_model_based_merging_separates_parallel_elongated_clusters():
+    """Two long, thin, parallel clusters: Ward (spherical clusters) cuts
+    across both, the unconstrained-Gaussian criterion keeps each whole."""
+    rng = np.random.RandomState(8)
+    along = rng.uniform(-10, 10, size=400)
+    truth = np.repeat([0, 1], 200)
+    points = np.c_[along, truth * 1.5 + rng.normal(scale=0.15, size=400)]
+    ward = AgglomerativeClustering(n_clusters=2, linkage="ward").fit(points).labels_
+    fine = AgglomerativeClustering(n_clusters=50, linkage="ward").fit(points).labels_
+    merged = _optima._merge_vvv(points, fine, 2)
+    assert abs(np.corrcoef(ward, truth)[0, 1]) < 0.5
+    assert abs(np.corrcoef(merged, truth)[0, 1]) == pytest.approx(1.0)
+
+
+def test_model_based_merging_of_identical_rows_and_one_feature():
+    same = np.ones((30, 2))
+    labels = _optima._merge_vvv(same, np.arange(30) % 5, 2)
+    assert set(labels) == {0, 1}
+    line = np.linspace(0, 1, 40)[:, None]
+    labels = _optima._merge_vvv(line, np.arange(40) // 4, 3)
+    assert set(labels) == {0, 1, 2}
 
 
 def converged(search, labels, reg_covar=1e-6):
