@@ -38,6 +38,7 @@ from ._data import (
     check_extent,
     check_features,
     check_positive_count,
+    source_center,
     subsample_variances,
 )
 from ._model import Mixture
@@ -368,7 +369,7 @@ class DaskData:
         self._init_source = None
         if training:
             center = self._summarise()
-        self.center = np.asarray(center, dtype=np.float64)
+        self.center = source_center(center, X.dtype)
         self.spec = _BlockSpec(
             covariance,
             n_components,

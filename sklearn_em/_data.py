@@ -245,6 +245,43 @@ def check_extent(top, bottom, center, size: int) -> None:
         )
 
 
+def source_center(center: np.ndarray, dtype) -> np.ndarray:
+    """A source's common centre, rounded to float32 for float32 rows.
+
+    The compiled kernel centres float32 rows in float32 about it (see
+    :class:`._dense.DenseKernel`); rounded, they are centred exactly about
+    the point their statistics refer to, whichever engine a source (or a
+    Dask block) runs on, so the statistics of all sources of a fit add up.
+    """
+    center = np.asarray(center, dtype=np.float64)
+    if np.dtype(dtype) == np.float32:
+        center = center.astype(np.float32).astype(np.float64)
+    return center
+
+
+def float32_arithmetic_safe(X: np.ndarray, center: np.ndarray, variances) -> bool:
+    """Whether float32 rows can be computed in float32 arithmetic: squares
+    about ``center``, summed over a block of the compiled kernel, stay below
+    float32's overflow, and the squares of every feature's typical deviation
+    (its variance) far above float32's smallest normal number."""
+    if not len(X) or not np.all(np.asarray(variances) > _FLOAT32_SMALLEST_VARIANCE):
+        return False
+    top = max(abs(float(np.nanmax(X))), abs(float(np.nanmin(X)))) + float(
+        np.abs(center).max()
+    )
+    return top * top * X.shape[1] * _FLOAT32_BLOCK_TERMS < float(
+        np.finfo(np.float32).max
+    )
+
+
+# A float32 square of a deviation this small keeps 8 orders of magnitude
+# above float32's smallest normal number (1.2e-38).
+_FLOAT32_SMALLEST_VARIANCE = 1e-30
+# Terms the compiled kernel sums in float32 before float64 (its block), with
+# a factor 4 to spare.
+_FLOAT32_BLOCK_TERMS = 4 * 256
+
+
 def _squares_overflow_float32(X: np.ndarray) -> bool:
     """Whether squared distances between rows can overflow float32."""
     top = max(abs(float(np.nanmax(X))), abs(float(np.nanmin(X))))
@@ -345,7 +382,7 @@ class TrainingData:
         means = None
         if center is None:
             center = means = column_means(X, sample_weight, self.has_missing)
-        self.center = center
+        self.center = source_center(center, X.dtype)
         if training:
             check_features(seen, self.center)
             check_magnitude(X, self.center)
@@ -388,7 +425,11 @@ class TrainingData:
             self.chunk_size,
             guarded=not training if guarded is None else guarded,
             compiled=compiled,
-            dtype=X.dtype,
+            dtype=np.float64
+            if X.dtype == np.float32
+            and compiled is not None
+            and not float32_arithmetic_safe(X, self.center, self.feature_variances)
+            else X.dtype,
         )
         self.missing = MissingKernel(self.dense) if self.has_missing else None
         self._workspaces: list = []

@@ -230,6 +230,7 @@ class DenseKernel:
         k = self.n_components
         log_weights = model.log_weights()
         peaks = model.log_peaks(log_weights)
+        farthest = np.inf
         if self.direct:
             w_matrix = None
             local = self.component_ids
@@ -261,8 +262,8 @@ class DenseKernel:
                 model.precisions_cholesky, k, self.n_features
             )
         single = None
-        if self.single and w_matrix is not None and farthest <= MAX_EXPANSION_FLOAT32:
-            single = w_matrix.astype(np.float32)
+        if self.single and farthest <= MAX_EXPANSION_FLOAT32:
+            single = self._single(w_matrix)
         return Prepared(
             model,
             w_matrix,
@@ -325,9 +326,16 @@ class DenseKernel:
                 self._common_centers,
                 bool(peaks.max() < SAFE_LOG),
                 self._ones,
-                w_matrix.astype(np.float32) if self.single else None,
+                self._single(w_matrix) if self.single else None,
             )
         return model
+
+    @staticmethod
+    def _single(w_matrix: np.ndarray) -> np.ndarray | None:
+        """The log-density weights in float32, or ``None`` (float64
+        arithmetic) where one does not fit in float32."""
+        single = w_matrix.astype(np.float32)
+        return single if np.isfinite(single).all() else None
 
     def compiled_operands(
         self, ws: Workspace, prep: Prepared, scratch: str, n_scratch: int

@@ -170,8 +170,9 @@ def _exp32(x0):  # pragma: no cover - compiled
 
 @_jit_exact
 def _log32(a):  # pragma: no cover - compiled
-    """:func:`_log` for positive normal float32 ``a``, within 2 ulp
-    (float32): the series of ``atanh`` to f^9 (truncation < 2e-9)."""
+    """:func:`_log` for positive normal float32 ``a``, within 3 ulp
+    (float32; 2.6 measured): the series of ``atanh`` to f^9 (truncation
+    < 2e-9)."""
     b = np.float32(a).view(np.int32)
     e = np.float32((b >> 23) - 127)
     m = np.int32((b & 0x7FFFFF) | 0x3F800000).view(np.float32)

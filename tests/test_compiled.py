@@ -27,6 +27,7 @@ from sklearn_em._data import TrainingData
 from sklearn_em._em import params_from_stats
 from sklearn_em._model import Mixture
 from sklearn_em._threads import single_threaded_blas
+from sklearn_em.datasets import make_three_gaussians
 
 pytest.importorskip(
     "numba", reason="the compiled kernel is the optional 'fast' extra (numba)"
@@ -147,7 +148,9 @@ def test_float32_rows_of_far_reaching_components_are_computed_in_float64(
         assert_allclose(
             compiled.stats_.log_likelihood, reference.stats_.log_likelihood, rtol=1e-12
         )
-        same_params(reference, compiled, rtol=1e-12)
+        # Covariances of 0.25 from second moments of ~200 about the centre:
+        # float64 rounding, times their ratio.
+        same_params(reference, compiled, rtol=1e-11)
         # The compiled M-step hands such a model's preparation to numpy.
         stepped = compiled.m_step(compiled.stats_, 1e-6)
         assert compiled.dense.prepare(stepped).w_single is None
@@ -403,6 +406,45 @@ def test_float32_fits_equal_the_numpy_engine_to_float32_precision(covariance_typ
         assert_allclose(getattr(b, name), want, rtol=0, atol=1e-4 * np.abs(want).max())
 
 
+@pytest.mark.parametrize("scale", [1e18, 1e-17])
+def test_float32_rows_near_the_ends_of_its_range_are_computed_in_float64(scale):
+    """Squares of rows ~1e19 overflow float32 (summed over a block: 1e18
+    is enough), of rows ~1e-17 underflow it:
+    such data gets float64 arithmetic on the compiled kernel, and the same
+    fit as the numpy engine."""
+    X = make_three_gaussians(2_000, random_state=0)[0] * scale
+    X = X.astype(np.float32)
+    with config_context(engine="numba"):
+        source = TrainingData(X, None, get_covariance("full"), 3)
+    assert source.dense.compiled is kernels and not source.dense.single
+    fits = {}
+    for name in ("numpy", "numba"):
+        with config_context(engine=name):
+            fits[name] = GaussianMixture(3, reg_covar=0.0, random_state=0).fit(X)
+    a, b = fits["numpy"], fits["numba"]
+    assert np.isfinite(b.lower_bound_)
+    assert_allclose(b.lower_bound_, a.lower_bound_, rtol=1e-6)
+    assert_allclose(b.means_, a.means_, rtol=1e-5)
+
+
+def test_float32_statistics_of_given_responsibilities_refer_to_their_centre():
+    """The centre of float32 rows is rounded to float32 for every source, so
+    statistics computed on any path refer to the point the rows were centred
+    on: the means of given responsibilities are exact, far from the origin."""
+    rng = np.random.RandomState(16)
+    X = (rng.normal(size=(500, 2)) + 1000.06).astype(np.float32)
+    resp = rng.dirichlet(np.ones(3), size=len(X))
+    for name in ("numpy", "numba"):
+        with config_context(engine=name):
+            source = TrainingData(X, None, get_covariance("full"), 3)
+        assert_array_equal(source.center, source.center.astype(np.float32))
+        model = params_from_stats(
+            source.stats_given(resp=resp), source.covariance, 1e-6
+        )
+        want = resp.T @ X.astype(np.float64) / resp.sum(axis=0)[:, None]
+        assert_allclose(model.means, want, rtol=1e-12)
+
+
 def test_float32_exp_is_within_two_ulp_and_zero_below_the_normal_range():
     rng = np.random.RandomState(14)
     x = np.concatenate([rng.uniform(-87.3, 88, 3_000), [0.0, -87.3, 88]])
@@ -414,14 +456,17 @@ def test_float32_exp_is_within_two_ulp_and_zero_below_the_normal_range():
     assert kernels._exp32(np.float32(-np.inf)) == 0.0
 
 
-def test_float32_log_is_within_two_ulp():
+def test_float32_log_is_within_three_ulp():
     rng = np.random.RandomState(15)
-    a = np.concatenate([rng.uniform(1, 20, 2_000), np.exp(rng.uniform(-80, 80, 2_000))])
+    # A dense grid where the normalisers lie (1 to k), and values far apart.
+    a = np.concatenate(
+        [np.linspace(1, 200, 100_001), np.exp(rng.uniform(-80, 80, 2_000))]
+    )
     a = np.concatenate([a, [1.0, 2.0, np.sqrt(2.0), 1 + 1e-7]]).astype(np.float32)
     out = np.array([kernels._log32(v) for v in a], dtype=np.float32)
     exact = np.log(a.astype(np.float64))
     assert (
-        np.abs(out - exact) <= 2 * np.spacing(np.abs(exact).astype(np.float32))
+        np.abs(out - exact) <= 3 * np.spacing(np.abs(exact).astype(np.float32))
     ).all()
 
 

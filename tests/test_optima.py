@@ -346,12 +346,12 @@ def test_lloyd_weights_count_as_repeated_rows():
 
 def vvv_cost(points, labels, ridge):
     """The criterion of the model-based merging, by its definition:
-    ``sum_j n_j log |(S_j + ridge I) / n_j|`` over the clusters."""
+    ``sum_j n_j log |(S_j + ridge) / n_j|`` over the clusters."""
     total = 0.0
     for j in np.unique(labels):
         y = points[labels == j] - points[labels == j].mean(axis=0)
         n = len(y)
-        total += n * np.linalg.slogdet((y.T @ y + ridge * np.eye(len(y.T))) / n)[1]
+        total += n * np.linalg.slogdet((y.T @ y + ridge) / n)[1]
     return total
 
 
@@ -360,7 +360,7 @@ def test_model_based_merging_takes_the_cheapest_merge_at_every_step():
     points = rng.normal(size=(60, 3)) * [1.0, 2.0, 0.5]
     fine = np.repeat(np.arange(8), [10, 9, 8, 7, 7, 7, 6, 6])
     rng.shuffle(fine)
-    ridge = _optima.VVV_REG * points.var(axis=0).mean()
+    ridge = _optima.VVV_REG * np.diag(points.var(axis=0))
     labels = fine.copy()
     for k in range(7, 1, -1):
         # Brute force: every pair of the current clusters merged in turn.
@@ -377,6 +377,17 @@ def test_model_based_merging_takes_the_cheapest_merge_at_every_step():
         assert len(np.unique(np.c_[got, labels], axis=0)) == k
 
 
+def test_model_based_merging_does_not_depend_on_the_features_units():
+    rng = np.random.RandomState(10)
+    points = rng.normal(size=(300, 3)) + np.repeat(
+        rng.normal(size=(6, 3)) * 3, 50, axis=0
+    )
+    fine = AgglomerativeClustering(n_clusters=40, linkage="ward").fit(points).labels_
+    merged = _optima._merge_vvv(points, fine, 4)
+    rescaled = _optima._merge_vvv(points * [1e-3, 1.0, 1e4], fine, 4)
+    assert_array_equal(rescaled, merged)
+
+
 def test_model_based_merging_separates_parallel_elongated_clusters():
     """Two long, thin, parallel clusters: Ward (spherical clusters) cuts
     across both, the unconstrained-Gaussian criterion keeps each whole."""
@@ -389,6 +400,18 @@ def test_model_based_merging_separates_parallel_elongated_clusters():
     merged = _optima._merge_vvv(points, fine, 2)
     assert abs(np.corrcoef(ward, truth)[0, 1]) < 0.5
     assert abs(np.corrcoef(merged, truth)[0, 1]) == pytest.approx(1.0)
+
+
+def test_more_components_than_agglomerated_rows_get_every_label():
+    """k above the agglomeration's sample (WARD_ROWS): it takes k rows."""
+    X = make_three_gaussians(60, random_state=9)[0]
+    search = TrainingData(X, None, get_covariance("spherical"), 50)
+    rs = np.random.RandomState(0)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_optima, "WARD_ROWS", 20)
+        candidates = list(_optima.candidate_labels(search, rs))
+    for labels in candidates[-2:]:  # the two agglomerations
+        assert set(labels[labels >= 0]) == set(range(50))
 
 
 def test_model_based_merging_of_identical_rows_and_one_feature():
