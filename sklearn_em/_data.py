@@ -211,16 +211,24 @@ def check_features(seen: np.ndarray, center: np.ndarray) -> None:
         )
 
 
-def check_magnitude(X, center) -> None:
-    """Raise if squared deviations from the centre would overflow float64."""
-    # Sums of squares over all rows and features must stay finite.
-    limit = np.sqrt(np.finfo(np.float64).max / (16.0 * X.size))
-    # A bound from two reductions over the flat array (fast) first; per
-    # feature only when that bound is not enough.
-    largest = max(
+def largest_magnitude(X) -> float:
+    """The largest absolute value in ``X`` (NaN ignored), from two
+    reductions over the flat array."""
+    return max(
         abs(float(np.fmax.reduce(X, axis=None))),
         abs(float(np.fmin.reduce(X, axis=None))),
     )
+
+
+def check_magnitude(X, center, largest: float | None = None) -> None:
+    """Raise if squared deviations from the centre would overflow float64
+    (``largest``: :func:`largest_magnitude` of ``X``, when known)."""
+    # Sums of squares over all rows and features must stay finite.
+    limit = np.sqrt(np.finfo(np.float64).max / (16.0 * X.size))
+    # A bound from the largest magnitude (fast) first; per feature only when
+    # that bound is not enough.
+    if largest is None:
+        largest = largest_magnitude(X)
     if largest + float(np.nanmax(np.abs(center))) <= limit:
         return
     top = np.fmax.reduce(X, axis=0).astype(np.float64)
@@ -259,17 +267,16 @@ def source_center(center: np.ndarray, dtype) -> np.ndarray:
     return center
 
 
-def float32_arithmetic_safe(X: np.ndarray, center: np.ndarray, variances) -> bool:
-    """Whether float32 rows can be computed in float32 arithmetic: squares
-    about ``center``, summed over a block of the compiled kernel, stay below
-    float32's overflow, and the squares of every feature's typical deviation
-    (its variance) far above float32's smallest normal number."""
-    if not len(X) or not np.all(np.asarray(variances) > _FLOAT32_SMALLEST_VARIANCE):
+def float32_arithmetic_safe(largest: float, center: np.ndarray, variances) -> bool:
+    """Whether float32 rows (of largest magnitude ``largest``) can be
+    computed in float32 arithmetic: squares about ``center``, summed over a
+    block of the compiled kernel, stay below float32's overflow, and the
+    squares of every feature's typical deviation (its variance) far above
+    float32's smallest normal number."""
+    if not np.all(np.asarray(variances) > _FLOAT32_SMALLEST_VARIANCE):
         return False
-    top = max(abs(float(np.nanmax(X))), abs(float(np.nanmin(X)))) + float(
-        np.abs(center).max()
-    )
-    return top * top * X.shape[1] * _FLOAT32_BLOCK_TERMS < float(
+    top = largest + float(np.abs(center).max())
+    return top * top * len(center) * _FLOAT32_BLOCK_TERMS < float(
         np.finfo(np.float32).max
     )
 
@@ -383,9 +390,11 @@ class TrainingData:
         if center is None:
             center = means = column_means(X, sample_weight, self.has_missing)
         self.center = source_center(center, X.dtype)
+        largest = None
         if training:
             check_features(seen, self.center)
-            check_magnitude(X, self.center)
+            largest = largest_magnitude(X)
+            check_magnitude(X, self.center, largest)
         if feature_variances is None:
             feature_variances = subsample_variances(
                 X, sample_weight, self.has_missing, means=means
@@ -401,6 +410,14 @@ class TrainingData:
         )
         direct = uses_direct(covariance, self.n_features)
         compiled = _engine.select(X.dtype, self.n_samples, n_components * q, direct)
+        arithmetic = X.dtype
+        if X.dtype == np.float32 and compiled is not None and self.n_samples:
+            if largest is None:
+                largest = largest_magnitude(X)
+            if not float32_arithmetic_safe(
+                largest, self.center, self.feature_variances
+            ):
+                arithmetic = np.dtype(np.float64)
         self.n_threads = max(
             1,
             n_threads(n_jobs, self.n_samples, n_components * q, compiled is not None),
@@ -425,11 +442,7 @@ class TrainingData:
             self.chunk_size,
             guarded=not training if guarded is None else guarded,
             compiled=compiled,
-            dtype=np.float64
-            if X.dtype == np.float32
-            and compiled is not None
-            and not float32_arithmetic_safe(X, self.center, self.feature_variances)
-            else X.dtype,
+            dtype=arithmetic,
         )
         self.missing = MissingKernel(self.dense) if self.has_missing else None
         self._workspaces: list = []

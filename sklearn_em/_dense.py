@@ -170,10 +170,10 @@ class DenseKernel:
         Of the rows. The compiled kernels compute float32 rows in float32
         (sums in float64) wherever every component lies within
         ``MAX_EXPANSION_FLOAT32`` (see :meth:`prepare`), as scikit-learn's
-        float32 path and the GPU kernel do; the common centre is then
-        rounded to float32, so that rows are centred in float32 exactly about
-        the point the statistics refer to. The numpy kernel computes every
-        row in float64.
+        float32 path and the GPU kernel do; ``center`` must then be a
+        float32 value (:func:`._data.source_center`), so that rows are
+        centred in float32 exactly about the point the statistics refer to.
+        The numpy kernel computes every row in float64.
     """
 
     def __init__(
@@ -195,8 +195,6 @@ class DenseKernel:
         self.compiled = None if self.direct else compiled
         self.single = self.compiled is not None and np.dtype(dtype) == np.float32
         self.center = np.asarray(center, dtype=np.float64)
-        if self.single:
-            self.center = self.center.astype(np.float32).astype(np.float64)
         self._center_single = self.center.astype(np.float32)
         self.spread = float(spread)
         self.q = covariance.n_features_total(n_features)
