@@ -165,6 +165,17 @@ def _compile(kernels: ModuleType, dtype) -> None:
         labels = np.empty(2, dtype=np.intp)
         for r, lab in ((no_resp, no_labels), (resp, no_labels), (no_resp, labels)):
             kernels.posterior_rows(x, at, w_matrix, 0, r, log_norm, lab, f, lp, scratch)
+    if np.dtype(dtype) == np.float64:
+        # k-means for the default initialisation (float64 rows only).
+        y, centres, w = np.zeros(1), np.zeros((1, 1)), np.empty(0)
+        sums, sizes, counts = np.zeros((1, 1)), np.zeros(1), np.zeros(1, np.intp)
+        labels = np.zeros(2, dtype=np.int32)
+        kernels.lloyd_rows(x, w, y, centres, labels, sums, sizes, counts, 0.0)
+        kernels.seeding_potentials(x, w, y, centres, centres, np.zeros(1))
+        ids, found = np.zeros(1, np.intp), np.zeros(1, np.intp)
+        kernels.seeding_search(x, w, y, centres, y, 0, y.copy(), found, ids, y.copy())
+        kernels.weighted_choice(w, 2.0, 0.5)
+        kernels.add_spread(x, y, np.zeros((2, 1)))
     # The M-step works in float64 whatever the rows: compiled once.
     moments = np.array([[2.0, 0.0, 2.0]])
     for kernel in (("m_step_matrix", False), ("m_step_vector", False)):

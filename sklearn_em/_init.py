@@ -10,9 +10,10 @@ same parameters. ``'multistart'`` is ours: a search over many starts (see
 from __future__ import annotations
 
 import numpy as np
-from sklearn.cluster import KMeans, kmeans_plusplus
+from sklearn.cluster import kmeans_plusplus
 
 from ._em import params_from_stats
+from ._kmeans import kmeans_labels
 from ._model import Mixture
 from ._optima import MULTISTART, multistart_model
 
@@ -39,9 +40,7 @@ def initial_assignment(
         model = multistart_model(source, random_state=random_state, reg_covar=reg_covar)
         return {"resp": source.responsibilities(model)}
     if init_params == "kmeans":
-        kmeans = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
-        labels = kmeans.fit(source.init_view(), sample_weight=sample_weight).labels_
-        return {"labels": labels}
+        return {"labels": kmeans_labels(source, n_components, random_state)}
     if init_params == "random":
         resp = random_state.uniform(size=(n_samples, n_components))
         resp /= resp.sum(axis=1)[:, None]

@@ -803,3 +803,206 @@ def m_step(kernel, moments, centers, center, reg_covar, scale, spread, n_terms, 
         peaks,
     )
     return status, weights, means, covariances, cholesky, w_matrix, peaks
+
+
+# -- scikit-learn's k-means, for the default initialisation (see ._kmeans) --
+
+
+@_jit
+def _distances(x, start, stop, center, centres, y, dist):  # pragma: no cover
+    """``y[:, :m]`` (d, m): rows ``start:stop`` of ``x`` about ``center``;
+    ``dist[:, :m]`` (c, m): their squared distances to ``centres``."""
+    m = stop - start
+    d = x.shape[1]
+    for a in range(d):
+        c = center[a]
+        for i in range(m):
+            y[a, i] = x[start + i, a] - c
+    for j in range(centres.shape[0]):
+        for i in range(m):
+            dist[j, i] = 0.0
+        for a in range(d):
+            c = centres[j, a]
+            for i in range(m):
+                t = y[a, i] - c
+                dist[j, i] += t * t
+
+
+@_jit
+def _nearest(dist, c, m, best, second, label):  # pragma: no cover - compiled
+    """Of the first ``c`` rows of ``dist`` (c, m), per column: the smallest
+    ``best`` (inf if ``c`` is 0), the second smallest ``second``, and the row
+    of the smallest ``label`` (the first of equals, as scikit-learn's
+    argmin). Three arrays, not rows of one: LLVM vectorises the loop only
+    where it can tell the stores apart (3.5 times faster)."""
+    for i in range(m):
+        best[i] = np.inf
+        second[i] = np.inf
+        label[i] = 0
+    for j in range(c):
+        for i in range(m):
+            dj, b = dist[j, i], best[i]
+            second[i] = min(second[i], max(dj, b))
+            label[i] = j if dj < b else label[i]
+            best[i] = min(dj, b)
+
+
+@_jit
+def lloyd_rows(  # pragma: no cover - compiled
+    x, w, center, centres, labels, sums, weights, counts, tie
+):
+    """One assignment step of Lloyd's algorithm over the rows of ``x``.
+
+    Each row gets the label (int32, as scikit-learn's) of its nearest centre
+    (the first of equals); its weight times ``y = x - center`` is added to
+    ``sums`` (k, d), its weight to ``weights`` (k) and 1 to ``counts`` (k).
+    Returns the rows whose label changed and the rows whose two nearest
+    centres are within ``tie`` of each other relative to ``2 D + 3 max_j
+    |c_j|^2`` (``D`` the nearest's squared distance): a bound on ``|y|^2 +
+    |c|^2``, the scale of the rounding in a distance computed as
+    scikit-learn does, ``|c|^2 - 2 y.c``."""
+    n, d = x.shape
+    k = centres.shape[0]
+    weighted = w.shape[0] > 0
+    y = np.empty((d, BLOCK))
+    dist = np.empty((k, BLOCK))
+    best, second = np.empty(BLOCK), np.empty(BLOCK)
+    nearest = np.empty(BLOCK, dtype=np.int64)
+    largest = 0.0
+    for j in range(k):
+        size = 0.0
+        for a in range(d):
+            size += centres[j, a] * centres[j, a]
+        largest = max(largest, size)
+    changed = 0
+    ambiguous = 0
+    for start in range(0, n, BLOCK):
+        stop = min(start + BLOCK, n)
+        m = stop - start
+        _distances(x, start, stop, center, centres, y, dist)
+        _nearest(dist, k, m, best, second, nearest)
+        for i in range(m):
+            ambiguous += second[i] - best[i] <= tie * (2.0 * best[i] + 3.0 * largest)
+        for i in range(m):
+            changed += labels[start + i] != nearest[i]
+            labels[start + i] = nearest[i]
+        for j in range(k):
+            count = 0
+            total = 0.0
+            for i in range(m):
+                mine = nearest[i] == j
+                count += mine
+                total += (w[start + i] if weighted else 1.0) if mine else 0.0
+            counts[j] += count
+            weights[j] += total
+            for a in range(d):
+                part = 0.0
+                for i in range(m):
+                    weight = w[start + i] if weighted else 1.0
+                    part += weight * y[a, i] if nearest[i] == j else 0.0
+                sums[j, a] += part
+    return changed, ambiguous
+
+
+@_jit
+def add_spread(x, center, out):  # pragma: no cover - compiled
+    """Add each feature's sum (``out[0]``) and sum of squares (``out[1]``)
+    of ``y = x - center`` over the rows of ``x``."""
+    n, d = x.shape
+    for a in range(d):
+        c = center[a]
+        first = 0.0
+        second = 0.0
+        for i in range(n):
+            t = x[i, a] - c
+            first += t
+            second += t * t
+        out[0, a] += first
+        out[1, a] += second
+
+
+@_jit
+def seeding_potentials(
+    x, w, center, chosen, candidates, potentials
+):  # pragma: no cover
+    """For each candidate centre ``t``, add ``sum_i w_i min(D_i, |y_i -
+    candidates[t]|^2)`` to ``potentials[t]``, ``D_i`` the squared distance of
+    row ``i`` to its nearest ``chosen`` centre (inf if none): k-means++'s
+    potential were the candidate added."""
+    n, d = x.shape
+    c, t = chosen.shape[0], candidates.shape[0]
+    weighted = w.shape[0] > 0
+    both = np.vstack((chosen, candidates))
+    y = np.empty((d, BLOCK))
+    dist = np.empty((c + t, BLOCK))
+    best, second = np.empty(BLOCK), np.empty(BLOCK)
+    nearest = np.empty(BLOCK, dtype=np.int64)
+    for start in range(0, n, BLOCK):
+        stop = min(start + BLOCK, n)
+        m = stop - start
+        _distances(x, start, stop, center, both, y, dist)
+        _nearest(dist, c, m, best, second, nearest)
+        for j in range(t):
+            part = 0.0
+            for i in range(m):
+                weight = w[start + i] if weighted else 1.0
+                part += weight * min(best[i], dist[c + j, i])
+            potentials[j] += part
+
+
+@_jit_exact
+def seeding_search(  # pragma: no cover - compiled
+    x, w, center, chosen, targets, first, running, found, ids, gaps
+):
+    """``np.searchsorted(np.cumsum(w * D), targets)`` over rows fed chunk by
+    chunk in order, ``D`` the squared distance of each row to its nearest
+    ``chosen`` centre: k-means++'s draw of candidates. ``targets`` ascend;
+    ``x`` holds rows ``first:first + len(x)``; ``running`` (1,) carries the sum
+    and ``found`` (1,) the targets placed so far between chunks. ``gaps[t]``
+    is the distance of ``targets[t]`` to the nearer end of its row's step of
+    the cumulative sum: a target within rounding of an end could fall in
+    the next row in another summation."""
+    n, d = x.shape
+    weighted = w.shape[0] > 0
+    y = np.empty((d, BLOCK))
+    dist = np.empty((chosen.shape[0], BLOCK))
+    best, second = np.empty(BLOCK), np.empty(BLOCK)
+    nearest = np.empty(BLOCK, dtype=np.int64)
+    total = running[0]
+    t = found[0]
+    for start in range(0, n, BLOCK):
+        if t == targets.shape[0]:
+            break
+        stop = min(start + BLOCK, n)
+        m = stop - start
+        _distances(x, start, stop, center, chosen, y, dist)
+        _nearest(dist, chosen.shape[0], m, best, second, nearest)
+        for i in range(m):
+            before = total
+            total += (w[start + i] if weighted else 1.0) * best[i]
+            while t < targets.shape[0] and total >= targets[t]:
+                ids[t] = first + start + i
+                gaps[t] = min(total - targets[t], targets[t] - before)
+                t += 1
+    running[0] = total
+    found[0] = t
+
+
+@_jit_exact
+def weighted_choice(w, total, u):  # pragma: no cover - compiled
+    """``RandomState.choice(n, p=w / total)`` for its uniform draw ``u``,
+    operation for operation (a cumulative sum of ``p``, divided by its last
+    element, searched to the right) without ``p``; ``w`` empty for unit
+    weights (``total`` is then n)."""
+    weighted = w.shape[0] > 0
+    n = w.shape[0] if weighted else int(total)
+    unit = 1.0 / total
+    last = 0.0
+    for i in range(n):
+        last += (w[i] / total) if weighted else unit
+    running = 0.0
+    for i in range(n):
+        running += (w[i] / total) if weighted else unit
+        if running / last > u:
+            return i
+    return n - 1
