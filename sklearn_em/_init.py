@@ -10,10 +10,9 @@ same parameters. ``'multistart'`` is ours: a search over many starts (see
 from __future__ import annotations
 
 import numpy as np
-from sklearn.cluster import kmeans_plusplus
 
 from ._em import params_from_stats
-from ._kmeans import kmeans_labels
+from ._kmeans import kmeans_labels, kmeans_plusplus_indices
 from ._model import Mixture
 from ._optima import MULTISTART, multistart_model
 
@@ -49,12 +48,7 @@ def initial_assignment(
         p = None if sample_weight is None else sample_weight / sample_weight.sum()
         indices = random_state.choice(n_samples, size=n_components, replace=False, p=p)
     else:  # "k-means++"; the parameter constraints rule out anything else
-        _, indices = kmeans_plusplus(
-            source.init_view(),
-            n_components,
-            sample_weight=sample_weight,
-            random_state=random_state,
-        )
+        indices = kmeans_plusplus_indices(source, n_components, random_state)
     labels = np.full(n_samples, -1, dtype=np.intp)
     labels[indices] = np.arange(n_components)
     return {"labels": labels}

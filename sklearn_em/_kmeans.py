@@ -35,7 +35,7 @@ many data sets and seeds.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.cluster import KMeans
+from sklearn.cluster import KMeans, kmeans_plusplus
 
 # Relative margins within which two compared quantities count as a tie that
 # rounding could decide either way (see the module docstring).
@@ -63,12 +63,7 @@ def kmeans_labels(
 ) -> np.ndarray:
     """``KMeans(n_components, n_init=1, random_state).fit(X, sample_weight)
     .labels_`` of the source's initialisation view."""
-    labels = None
-    if _applies(source, n_components):
-        state = random_state.get_state()
-        labels = _compiled_kmeans(source, n_components, random_state)
-        if labels is None:
-            random_state.set_state(state)
+    labels = _on_compiled(source, n_components, random_state, _kmeans)
     if labels is None:
         kmeans = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
         labels = kmeans.fit(
@@ -77,96 +72,146 @@ def kmeans_labels(
     return labels
 
 
-def _applies(source, n_components: int) -> bool:
+def kmeans_plusplus_indices(
+    source, n_components: int, random_state: np.random.RandomState
+) -> np.ndarray:
+    """The rows ``kmeans_plusplus(X, n_components, sample_weight=...,
+    random_state=random_state)`` seeds on, of the source's initialisation
+    view."""
+    indices = _on_compiled(source, n_components, random_state, _seeding)
+    if indices is None:
+        _, indices = kmeans_plusplus(
+            source.init_view(),
+            n_components,
+            sample_weight=source.sample_weight,
+            random_state=random_state,
+        )
+    else:
+        indices = indices[0]
+    return indices
+
+
+def _on_compiled(source, k, random_state, method):
+    """``method(rows, k, random_state)`` on the compiled kernel where it
+    runs; ``None`` (and the random state as it was) where it does not, or
+    where the method leaves the decision to scikit-learn."""
     dense = getattr(source, "dense", None)
-    return (
-        dense is not None
-        and dense.compiled is not None
-        and source.missing is None
-        and source.X.dtype == np.float64
-        and source.n_samples >= n_components
-    )
+    if (
+        dense is None
+        or dense.compiled is None
+        or source.X.dtype != np.float64
+        or source.n_samples < k
+    ):
+        return None
+    state = random_state.get_state()
+    out = method(_Rows(source), k, random_state)
+    if out is None:
+        random_state.set_state(state)
+    return out
 
 
-def _compiled_kmeans(source, k: int, random_state) -> np.ndarray | None:
-    """The labels, or ``None`` where scikit-learn's KMeans must decide."""
-    kernels = source.dense.compiled
-    X, n = source.X, source.n_samples
-    w = source.sample_weight
-    w_arg = np.empty(0) if w is None else w
-    center = source.center
+class _Rows:
+    """The source's rows about its centre, on the compiled kernels; a
+    missing value is the column mean (the centre), as in the view
+    scikit-learn's k-means is given (:meth:`._data.TrainingData.init_view`),
+    without making that copy."""
 
-    def chunks(first, last):
+    def __init__(self, source):
+        self.source = source
+        self.kernels = source.dense.compiled
+        self.n = source.n_samples
+        w = source.sample_weight
+        self.w = np.empty(0) if w is None else w
+        self.weighted = w is not None
+
+    def chunks(self, first, last):
+        """``(start, stop, x, w)`` per chunk of rows ``first:last``."""
+        source = self.source
         for start in range(first, last, source.chunk_size):
             stop = min(start + source.chunk_size, last)
-            yield start, stop, np.ascontiguousarray(X[start:stop])
+            w = self.w[start:stop] if self.weighted else self.w
+            yield start, stop, np.ascontiguousarray(source.X[start:stop]), w
 
-    def weights(start, stop):
-        return w_arg if w is None else w[start:stop]
+    def about_center(self, ids) -> np.ndarray:
+        rows = self.source.X[ids] - self.source.center
+        return np.where(np.isnan(rows), 0.0, rows)
 
-    def potentials(chosen, candidates):
-        def work(ws, first, last):
+    def in_ranges(self, work) -> list:
+        """``work(first, last)`` on each thread's range, in row order."""
+        return self.source._map_ranges(lambda ws, first, last: work(first, last))
+
+    def potentials(self, chosen, candidates) -> np.ndarray:
+        def work(first, last):
             out = np.zeros(len(candidates))
-            for start, stop, x in chunks(first, last):
-                kernels.seeding_potentials(
-                    x, weights(start, stop), center, chosen, candidates, out
+            for _, _, x, w in self.chunks(first, last):
+                self.kernels.seeding_potentials(
+                    x, w, self.source.center, chosen, candidates, out
                 )
             return out
 
-        return np.sum(source._map_ranges(work), axis=0)
+        return np.sum(self.in_ranges(work), axis=0)
 
-    # k-means++: scikit-learn's _kmeans_plusplus, draw for draw.
-    total = float(n) if w is None else w.sum()
-    first = kernels.weighted_choice(w_arg, total, random_state.random_sample())
-    centres = X[[first]] - center
-    potential = potentials(centres[:0], centres)[0]
+
+def _seeding(rows: _Rows, k: int, random_state):
+    """``(indices, centres about the centre)`` of scikit-learn's
+    ``_kmeans_plusplus``, draw for draw; ``None`` at a tie."""
+    n, kernels, center = rows.n, rows.kernels, rows.source.center
+    total = float(n) if not rows.weighted else rows.w.sum()
+    first = kernels.weighted_choice(rows.w, total, random_state.random_sample())
+    indices = [first]
+    centres = rows.about_center([first])
+    potential = rows.potentials(centres[:0], centres)[0]
     n_trials = 2 + int(np.log(k))
     for _ in range(1, k):
         targets = random_state.uniform(size=n_trials) * potential
         order = np.argsort(targets, kind="stable")
+        ascending = targets[order]
         ids = np.full(n_trials, n - 1)
         gaps = np.zeros(n_trials)
         running, found = np.zeros(1), np.zeros(1, dtype=np.intp)
-        for start, stop, x in chunks(0, n):
+        for start, _, x, w in rows.chunks(0, n):
             kernels.seeding_search(
-                x,
-                weights(start, stop),
-                center,
-                centres,
-                targets[order],
-                start,
-                running,
-                found,
-                ids,
-                gaps,
+                x, w, center, centres, ascending, start, running, found, ids, gaps
             )
-        gaps[found[0] :] = targets[order][found[0] :] - running[0]
+        # Targets beyond the sum: scikit-learn clips them to the last row.
+        gaps[found[0] :] = ascending[found[0] :] - running[0]
         if np.any(gaps <= SUM_TIE * potential):
             return None
         ids[order] = ids.copy()
-        candidates = X[ids] - center
-        pots = potentials(centres, candidates)
+        candidates = rows.about_center(ids)
+        pots = rows.potentials(centres, candidates)
         best = int(np.argmin(pots))
         near = pots <= pots[best] * (1 + SUM_TIE)
         if np.any(near & np.any(candidates != candidates[best], axis=1)):
             return None
         potential = pots[best]
+        indices.append(int(ids[best]))
         centres = np.vstack([centres, candidates[best]])
+    return np.array(indices), centres
 
-    # Lloyd's iterations: scikit-learn's _kmeans_single_lloyd.
-    tol = _tolerance(source, chunks) * TOL
-    labels = np.full(n, -1, dtype=np.int32)
+
+def _kmeans(rows: _Rows, k: int, random_state) -> np.ndarray | None:
+    """scikit-learn's ``KMeans(k, n_init=1)`` labels: k-means++ seeds, then
+    ``_kmeans_single_lloyd``; ``None`` at a tie or where KMeans would
+    relocate an empty cluster or warn of fewer distinct ones."""
+    seeds = _seeding(rows, k, random_state)
+    if seeds is None:
+        return None
+    centres = seeds[1]
+    tol = _tolerance(rows) * TOL
+    labels = np.full(rows.n, -1, dtype=np.int32)
+    center = rows.source.center
 
     def assign(centres):
         d = centres.shape[1]
 
-        def work(ws, first, last):
+        def work(first, last):
             sums, sizes, counts = np.zeros((k, d)), np.zeros(k), np.zeros(k, np.intp)
             changed = ambiguous = 0
-            for start, stop, x in chunks(first, last):
-                c, a = kernels.lloyd_rows(
+            for start, stop, x, w in rows.chunks(first, last):
+                c, a = rows.kernels.lloyd_rows(
                     x,
-                    weights(start, stop),
+                    w,
                     center,
                     centres,
                     labels[start:stop],
@@ -179,7 +224,7 @@ def _compiled_kmeans(source, k: int, random_state) -> np.ndarray | None:
                 ambiguous += a
             return sums, sizes, counts, changed, ambiguous
 
-        parts = source._map_ranges(work)
+        parts = rows.in_ranges(work)
         return [sum(part[i] for part in parts) for i in range(5)]
 
     converged = False
@@ -205,11 +250,11 @@ def _compiled_kmeans(source, k: int, random_state) -> np.ndarray | None:
     return labels
 
 
-def _tolerance(source, chunks) -> float:
+def _tolerance(rows: _Rows) -> float:
     """scikit-learn's ``_tolerance`` before its factor: the mean of the
     features' (unweighted) variances, from sums about the source's centre."""
-    sums = np.zeros((2, source.n_features))
-    for _, _, x in chunks(0, source.n_samples):
-        source.dense.compiled.add_spread(x, source.center, sums)
-    mean = sums[0] / source.n_samples
-    return float(np.mean(sums[1] / source.n_samples - mean**2))
+    sums = np.zeros((2, rows.source.n_features))
+    for _, _, x, _ in rows.chunks(0, rows.n):
+        rows.kernels.add_spread(x, rows.source.center, sums)
+    mean = sums[0] / rows.n
+    return float(np.mean(sums[1] / rows.n - mean**2))

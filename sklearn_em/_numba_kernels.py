@@ -810,14 +810,16 @@ def m_step(kernel, moments, centers, center, reg_covar, scale, spread, n_terms, 
 
 @_jit
 def _distances(x, start, stop, center, centres, y, dist):  # pragma: no cover
-    """``y[:, :m]`` (d, m): rows ``start:stop`` of ``x`` about ``center``;
-    ``dist[:, :m]`` (c, m): their squared distances to ``centres``."""
+    """``y[:, :m]`` (d, m): rows ``start:stop`` of ``x`` about ``center``, a
+    missing value (NaN) at the centre; ``dist[:, :m]`` (c, m): their squared
+    distances to ``centres``."""
     m = stop - start
     d = x.shape[1]
     for a in range(d):
         c = center[a]
         for i in range(m):
-            y[a, i] = x[start + i, a] - c
+            v = x[start + i, a]
+            y[a, i] = v - c if v == v else 0.0
     for j in range(centres.shape[0]):
         for i in range(m):
             dist[j, i] = 0.0
@@ -907,14 +909,16 @@ def lloyd_rows(  # pragma: no cover - compiled
 @_jit
 def add_spread(x, center, out):  # pragma: no cover - compiled
     """Add each feature's sum (``out[0]``) and sum of squares (``out[1]``)
-    of ``y = x - center`` over the rows of ``x``."""
+    of ``y = x - center`` over the rows of ``x``, a missing value (NaN) at
+    the centre."""
     n, d = x.shape
     for a in range(d):
         c = center[a]
         first = 0.0
         second = 0.0
         for i in range(n):
-            t = x[i, a] - c
+            v = x[i, a]
+            t = v - c if v == v else 0.0
             first += t
             second += t * t
         out[0, a] += first

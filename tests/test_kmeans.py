@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
-from sklearn.cluster import KMeans
+from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
@@ -30,8 +30,13 @@ kernels = engine._load(np.float64)
 def source(X, k, w=None, n_jobs=None):
     with config_context(engine="numba"):
         src = TrainingData(X, w, get_covariance("full"), k, n_jobs=n_jobs)
-    assert _kmeans._applies(src, k)
+    assert src.dense.compiled is not None
     return src
+
+
+def compiled(src, k, random_state, method=_kmeans._kmeans):
+    """The compiled k-means's answer, ``None`` where it handed back."""
+    return _kmeans._on_compiled(src, k, random_state, method)
 
 
 def scikit_learns(X, k, w, seed):
@@ -74,7 +79,7 @@ def test_labels_and_random_state_are_scikit_learns(n, d, k, weighted, seed):
         w = rng.uniform(0.0, 3.0, size=n) * (rng.uniform(size=n) > 0.2)
     expected, expected_state = scikit_learns(X, k, w, seed)
     random_state = np.random.RandomState(seed)
-    labels = _kmeans._compiled_kmeans(source(X, k, w), k, random_state)
+    labels = compiled(source(X, k, w), k, random_state)
     assert labels is not None, "the compiled k-means handed this run back"
     assert_array_equal(labels, expected)
     assert labels.dtype == expected.dtype
@@ -91,7 +96,7 @@ def test_many_seeds_agree():
         labels = _kmeans.kmeans_labels(src, 4, np.random.RandomState(seed))
         assert_array_equal(labels, scikit_learns(X, 4, None, seed)[0])
         state = np.random.RandomState(seed)
-        handed_back += _kmeans._compiled_kmeans(src, 4, state) is None
+        handed_back += compiled(src, 4, state) is None
     assert handed_back <= 2  # a tie within 1e-10 is rare on continuous data
 
 
@@ -101,7 +106,7 @@ def test_ties_are_handed_to_scikit_learn():
     X = np.array([[i, j] for i in range(12) for j in range(12)], dtype=float)
     X = np.repeat(X, 3, axis=0)
     src = source(X, 4)
-    assert _kmeans._compiled_kmeans(src, 4, np.random.RandomState(0)) is None
+    assert compiled(src, 4, np.random.RandomState(0)) is None
     for seed in range(5):
         random_state = np.random.RandomState(seed)
         labels = _kmeans.kmeans_labels(src, 4, random_state)
@@ -123,8 +128,8 @@ def test_fewer_distinct_rows_than_clusters_warns_as_kmeans_does():
 def test_threads_change_nothing():
     rng = np.random.default_rng(3)
     X = mixture(rng, 300_000, 2, 3)
-    one = _kmeans._compiled_kmeans(source(X, 3, n_jobs=1), 3, np.random.RandomState(1))
-    two = _kmeans._compiled_kmeans(source(X, 3, n_jobs=2), 3, np.random.RandomState(1))
+    one = compiled(source(X, 3, n_jobs=1), 3, np.random.RandomState(1))
+    two = compiled(source(X, 3, n_jobs=2), 3, np.random.RandomState(1))
     assert one is not None
     assert_array_equal(one, two)
 
@@ -152,14 +157,14 @@ def test_default_fit_equals_scikit_learns_where_the_compiled_kmeans_runs(
     rng = np.random.default_rng(8)
     X = mixture(rng, 100_000, 2, 3)
     ran = []
-    compiled = _kmeans._compiled_kmeans
+    method = _kmeans._kmeans
 
     def spy(*args):
-        labels = compiled(*args)
+        labels = method(*args)
         ran.append(labels is not None)
         return labels
 
-    monkeypatch.setattr(_kmeans, "_compiled_kmeans", spy)
+    monkeypatch.setattr(_kmeans, "_kmeans", spy)
     settings = dict(random_state=0, n_init=2, max_iter=20, tol=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # 20 iterations
@@ -178,9 +183,44 @@ def test_memory_beyond_x_is_the_labels():
     rng = np.random.default_rng(9)
     X = mixture(rng, 400_000, 2, 3)
     src = source(X, 3, n_jobs=1)
-    _kmeans._compiled_kmeans(src, 3, np.random.RandomState(0))  # buffers made
+    compiled(src, 3, np.random.RandomState(0))  # buffers made
     tracemalloc.start()
-    labels = _kmeans._compiled_kmeans(src, 3, np.random.RandomState(0))
+    labels = compiled(src, 3, np.random.RandomState(0))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < labels.nbytes + 2**20, (peak / 2**20, labels.nbytes / 2**20)
+
+
+@pytest.mark.parametrize("n, d, k, weighted, seed", CASES)
+def test_kmeans_plusplus_seeds_are_scikit_learns(n, d, k, weighted, seed):
+    """``init_params='k-means++'`` seeds on the rows ``kmeans_plusplus``
+    picks (which, unlike KMeans, does not centre ``X``: rounding differs
+    more, the margins still hold)."""
+    rng = np.random.default_rng(seed + 100)
+    X = mixture(rng, n, d, k) + rng.normal(scale=50.0, size=d)
+    w = rng.uniform(0.5, 2.0, size=n) if weighted else None
+    expected_state = np.random.RandomState(seed)
+    _, expected = kmeans_plusplus(X, k, sample_weight=w, random_state=expected_state)
+    random_state = np.random.RandomState(seed)
+    seeds = compiled(source(X, k, w), k, random_state, _kmeans._seeding)
+    assert seeds is not None
+    assert_array_equal(seeds[0], expected)
+    assert_array_equal(random_state.uniform(size=5), expected_state.uniform(size=5))
+
+
+def test_missing_values_are_the_column_means_without_a_copy():
+    """KMeans is given ``X`` with each NaN replaced by its column's mean;
+    the compiled k-means reads a NaN as that mean, and makes no such copy."""
+    rng = np.random.default_rng(12)
+    X = mixture(rng, 20_000, 3, 4)
+    missing = rng.uniform(size=X.shape) < 0.2
+    missing[missing.all(axis=1), 0] = False  # no row without a value
+    X[missing] = np.nan
+    src = source(X, 4)
+    random_state = np.random.RandomState(2)
+    labels = compiled(src, 4, random_state)
+    assert labels is not None
+    assert src._imputed is None
+    expected, expected_state = scikit_learns(src.init_view(), 4, None, 2)
+    assert_array_equal(labels, expected)
+    assert random_state.randint(2**30) == expected_state.randint(2**30)
