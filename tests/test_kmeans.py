@@ -224,3 +224,14 @@ def test_missing_values_are_the_column_means_without_a_copy():
     expected, expected_state = scikit_learns(src.init_view(), 4, None, 2)
     assert_array_equal(labels, expected)
     assert random_state.randint(2**30) == expected_state.randint(2**30)
+
+
+def test_an_unchecked_scikit_learn_release_runs_its_own_kmeans(monkeypatch):
+    rng = np.random.default_rng(4)
+    X = mixture(rng, 3_000, 2, 3)
+    src = source(X, 3)
+    assert compiled(src, 3, np.random.RandomState(0)) is not None
+    monkeypatch.setattr(_kmeans.sklearn, "__version__", "1.10.0")
+    assert compiled(src, 3, np.random.RandomState(0)) is None
+    labels = _kmeans.kmeans_labels(src, 3, np.random.RandomState(0))
+    assert_array_equal(labels, scikit_learns(X, 3, None, 0)[0])

@@ -325,18 +325,38 @@ def test_lloyd_ends_at_a_fixed_point_of_kmeans(blobs, monkeypatch):
     # Given the iterations to converge (the search caps them: LLOYD_ITER).
     monkeypatch.setattr(_optima, "LLOYD_ITER", 1000)
     X, _ = blobs
-    seeds = _optima._kmeans_plusplus(X, 5, None, np.random.RandomState(0))
+    seeds = np.array(
+        [_optima._kmeans_plusplus(X, 5, None, np.random.RandomState(s)) for s in (0, 1)]
+    )
     centres = _optima._lloyd(X, None, seeds)
     labels = _optima._nearest(X, centres)
-    # Every centre is the mean of the rows nearest to it.
-    for j in range(5):
-        assert_allclose(centres[j], X[labels == j].mean(axis=0), rtol=1e-12)
+    # Every centre of every run is the mean of the rows nearest to it.
+    for run in range(2):
+        for j in range(5):
+            mean = X[labels[run] == j].mean(axis=0)
+            assert_allclose(centres[run, j], mean, rtol=1e-12)
+
+
+def test_lloyd_runs_together_as_they_would_alone():
+    X = make_three_gaussians(500, random_state=2)[0]
+    seeds = np.array(
+        [
+            _optima._kmeans_plusplus(X, 4, None, np.random.RandomState(s))
+            for s in range(5)
+        ]
+    )
+    together = _optima._lloyd(X, None, seeds)
+    for run in range(5):
+        alone = _optima._lloyd(X, None, seeds[run : run + 1])[0]
+        assert_allclose(together[run], alone, rtol=1e-13)
+        labels = _optima._nearest(X, alone)
+        assert_array_equal(_optima._nearest(X, together)[run], labels)
 
 
 def test_lloyd_weights_count_as_repeated_rows():
     X = make_three_gaussians(200, random_state=5)[0]
     weights = np.random.RandomState(6).randint(1, 4, size=len(X))
-    seeds = np.array([3, 50, 120])
+    seeds = np.array([[3, 50, 120]])
     weighted = _optima._lloyd(X, weights.astype(float), seeds)
     # The same seeds among the repeated rows: the first copy of each.
     first_copy = np.concatenate([[0], np.cumsum(weights)[:-1]])
