@@ -170,7 +170,7 @@ def _compile(kernels: ModuleType, dtype) -> None:
         y, centres, w = np.zeros(1), np.zeros((1, 1)), np.empty(0)
         sums, sizes, counts = np.zeros((1, 1)), np.zeros(1), np.zeros(1, np.intp)
         labels = np.zeros(2, dtype=np.int32)
-        kernels.lloyd_rows(x, w, y, centres, labels, sums, sizes, counts, 0.0)
+        kernels.lloyd_rows(x, w, y, centres, labels, sums, sizes, counts, 0.0, 0.0)
         kernels.seeding_potentials(x, w, y, centres, centres, np.zeros(1))
         ids, found = np.zeros(1, np.intp), np.zeros(1, np.intp)
         kernels.seeding_search(x, w, y, centres, y, 0, y.copy(), found, ids, y.copy())

@@ -7,9 +7,10 @@ takes ~0.21 s: k-means++ seeding 85 ms, six Lloyd iterations 107 ms, and the
 copy, centring and variance of ``X`` the rest. It is then ~90% of a whole fit
 on the compiled engine, whose EM iterations take ~5 ms each.
 
-Where the compiled kernel runs (float64 rows without missing values), the
-same algorithm runs here on it, one pass over the rows per step, without
-copying ``X``:
+Where the compiled kernel runs (float64 rows; a missing value counts as its
+column's mean, as in the view scikit-learn's k-means is given), the same
+algorithm runs here on it, one pass over the rows per step, without copying
+``X``:
 
 * k-means++ (Arthur & Vassilvitskii 2007, with scikit-learn's greedy
   ``2 + log k`` candidates per centre), drawing from ``random_state`` with the
@@ -34,6 +35,8 @@ many data sets and seeds.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import sklearn
 from sklearn.cluster import KMeans, kmeans_plusplus
@@ -46,8 +49,13 @@ from sklearn.cluster import KMeans, kmeans_plusplus
 DISTANCE_TIE = 1e-12
 # A random target against a cumulative sum of n terms, relative to the sum:
 # rounding is ~sqrt(n) * 1e-16 (1e-13 at 1e6 rows); a false alarm costs the
-# run scikit-learn's time, at a rate of about n * SUM_TIE per draw.
+# run scikit-learn's time, at a rate of about n * SUM_TIE per draw. To it is
+# added the rounding of scikit-learn's distances themselves, (d + 4) eps times
+# sum_i w_i (|x_i|^2 + |c|^2) in its coordinates: far from its origin (rows
+# at 1e6 that kmeans_plusplus does not centre, or rows of weight 0 far away
+# that move KMeans's unweighted mean) that term dominates.
 SUM_TIE = 1e-10
+_EPS = np.finfo(np.float64).eps
 
 # The margin for the centre shift against the tolerance: the shift is a
 # squared difference of centres, so its relative rounding is the centres'
@@ -65,7 +73,8 @@ CHECKED_SKLEARN = ((1, 6), (1, 9))
 
 
 def _sklearn_checked() -> bool:
-    release = tuple(int(part) for part in sklearn.__version__.split(".")[:2])
+    found = re.match(r"(\d+)\.(\d+)", sklearn.__version__)
+    release = (int(found[1]), int(found[2])) if found else (0, 0)
     return CHECKED_SKLEARN[0] <= release <= CHECKED_SKLEARN[1]
 
 
@@ -89,7 +98,7 @@ def kmeans_plusplus_indices(
     """The rows ``kmeans_plusplus(X, n_components, sample_weight=...,
     random_state=random_state)`` seeds on, of the source's initialisation
     view."""
-    indices = _on_compiled(source, n_components, random_state, _seeding)
+    indices = _on_compiled(source, n_components, random_state, _plusplus)
     if indices is None:
         _, indices = kmeans_plusplus(
             source.init_view(),
@@ -97,8 +106,6 @@ def kmeans_plusplus_indices(
             sample_weight=source.sample_weight,
             random_state=random_state,
         )
-    else:
-        indices = indices[0]
     return indices
 
 
@@ -116,7 +123,11 @@ def _on_compiled(source, k, random_state, method):
     ):
         return None
     state = random_state.get_state()
-    out = method(_Rows(source), k, random_state)
+    try:
+        out = method(_Rows(source), k, random_state)
+    except BaseException:
+        random_state.set_state(state)
+        raise
     if out is None:
         random_state.set_state(state)
     return out
@@ -135,6 +146,28 @@ class _Rows:
         w = source.sample_weight
         self.w = np.empty(0) if w is None else w
         self.weighted = w is not None
+        self.total = float(self.n) if w is None else float(w.sum())
+        d = source.n_features
+        # sum_i w_i |y_i|^2, for the rounding of scikit-learn's distances.
+        self.norms = self.potentials(np.empty((0, d)), np.zeros((1, d)))[0]
+
+    def spread(self) -> np.ndarray:
+        """Each feature's sum (row 0) and sum of squares (row 1) of ``y``
+        over the rows, unweighted (as scikit-learn's tolerance and mean)."""
+        sums = np.zeros((2, self.source.n_features))
+        for _, _, x, _ in self.chunks(0, self.n):
+            self.kernels.add_spread(x, self.source.center, sums)
+        return sums
+
+    def rounding(self, shift, centres) -> float:
+        """A bound on the rounding of a weighted sum of scikit-learn's
+        squared distances to any of ``centres``, its rows being ``y +
+        shift``: ``(d + 4) eps sum_i w_i (|y_i + shift|^2 + max |c + shift|^2)``,
+        with ``|y + shift|^2 <= 2 |y|^2 + 2 |shift|^2``."""
+        d = len(shift)
+        largest = float(np.max(np.sum((centres + shift) ** 2, axis=1)))
+        scale = 2.0 * self.norms + self.total * (2.0 * shift @ shift + largest)
+        return (d + 4) * _EPS * scale
 
     def chunks(self, first, last):
         """``(start, stop, x, w)`` per chunk of rows ``first:last``."""
@@ -164,12 +197,20 @@ class _Rows:
         return np.sum(self.in_ranges(work), axis=0)
 
 
-def _seeding(rows: _Rows, k: int, random_state):
+def _plusplus(rows: _Rows, k: int, random_state) -> np.ndarray | None:
+    """The rows ``kmeans_plusplus`` seeds on (it does not centre ``X``: its
+    origin is the origin)."""
+    seeds = _seeding(rows, k, random_state, rows.source.center, by_row=True)
+    return None if seeds is None else seeds[0]
+
+
+def _seeding(rows: _Rows, k: int, random_state, shift, by_row=False):
     """``(indices, centres about the centre)`` of scikit-learn's
-    ``_kmeans_plusplus``, draw for draw; ``None`` at a tie."""
+    ``_kmeans_plusplus``, draw for draw, on rows it sees as ``y + shift``;
+    ``None`` at a tie. ``by_row``: whether the row drawn matters, or only its
+    coordinates (two candidates on equal rows are then no tie)."""
     n, kernels, center = rows.n, rows.kernels, rows.source.center
-    total = float(n) if not rows.weighted else rows.w.sum()
-    first = kernels.weighted_choice(rows.w, total, random_state.random_sample())
+    first = kernels.weighted_choice(rows.w, rows.total, random_state.random_sample())
     indices = [first]
     centres = rows.about_center([first])
     potential = rows.potentials(centres[:0], centres)[0]
@@ -187,14 +228,20 @@ def _seeding(rows: _Rows, k: int, random_state):
             )
         # Targets beyond the sum: scikit-learn clips them to the last row.
         gaps[found[0] :] = ascending[found[0] :] - running[0]
-        if np.any(gaps <= SUM_TIE * potential):
+        if np.any(gaps <= SUM_TIE * potential + rows.rounding(shift, centres)):
             return None
         ids[order] = ids.copy()
         candidates = rows.about_center(ids)
         pots = rows.potentials(centres, candidates)
         best = int(np.argmin(pots))
-        near = pots <= pots[best] * (1 + SUM_TIE)
-        if np.any(near & np.any(candidates != candidates[best], axis=1)):
+        margin = SUM_TIE * pots[best] + rows.rounding(
+            shift, np.vstack([centres, candidates])
+        )
+        if by_row:
+            other = ids != ids[best]
+        else:
+            other = np.any(candidates != candidates[best], axis=1)
+        if np.any((pots <= pots[best] + margin) & other):
             return None
         potential = pots[best]
         indices.append(int(ids[best]))
@@ -206,16 +253,27 @@ def _kmeans(rows: _Rows, k: int, random_state) -> np.ndarray | None:
     """scikit-learn's ``KMeans(k, n_init=1)`` labels: k-means++ seeds, then
     ``_kmeans_single_lloyd``; ``None`` at a tie or where KMeans would
     relocate an empty cluster or warn of fewer distinct ones."""
-    seeds = _seeding(rows, k, random_state)
+    # KMeans centres its copy of X on the unweighted mean: its coordinates
+    # are ours plus shift.
+    sums = rows.spread()
+    shift = -sums[0] / rows.n
+    seeds = _seeding(rows, k, random_state, shift)
     if seeds is None:
         return None
     centres = seeds[1]
-    tol = _tolerance(rows) * TOL
+    # scikit-learn's _tolerance: the mean of the features' variances.
+    mean = sums[0] / rows.n
+    tol = float(np.mean(sums[1] / rows.n - mean**2)) * TOL
     labels = np.full(rows.n, -1, dtype=np.int32)
     center = rows.source.center
 
     def assign(centres):
         d = centres.shape[1]
+
+        # A bound on |y|^2 + |c|^2 in KMeans's coordinates: 4 D + floor.
+        floor = 6.0 * float(np.max(np.sum(centres**2, axis=1))) + 4.0 * float(
+            shift @ shift
+        )
 
         def work(first, last):
             sums, sizes, counts = np.zeros((k, d)), np.zeros(k), np.zeros(k, np.intp)
@@ -231,6 +289,7 @@ def _kmeans(rows: _Rows, k: int, random_state) -> np.ndarray | None:
                     sizes,
                     counts,
                     DISTANCE_TIE,
+                    floor,
                 )
                 changed += c
                 ambiguous += a
@@ -246,27 +305,17 @@ def _kmeans(rows: _Rows, k: int, random_state) -> np.ndarray | None:
             # A tie, or an empty cluster scikit-learn relocates.
             return None
         moved = sums / sizes[:, None]
-        shift = float(((moved - centres) ** 2).sum())
+        centre_shift = float(((moved - centres) ** 2).sum())
         centres = moved
         if changed == 0:
             converged = True
             break
-        if abs(shift - tol) <= SHIFT_TIE * tol:
+        if abs(centre_shift - tol) <= SHIFT_TIE * tol:
             return None
-        if shift <= tol:
+        if centre_shift <= tol:
             break
     if not converged:
         *_, counts, _, ambiguous = assign(centres)
         if ambiguous or not np.all(counts > 0):
             return None
     return labels
-
-
-def _tolerance(rows: _Rows) -> float:
-    """scikit-learn's ``_tolerance`` before its factor: the mean of the
-    features' (unweighted) variances, from sums about the source's centre."""
-    sums = np.zeros((2, rows.source.n_features))
-    for _, _, x, _ in rows.chunks(0, rows.n):
-        rows.kernels.add_spread(x, rows.source.center, sums)
-    mean = sums[0] / rows.n
-    return float(np.mean(sums[1] / rows.n - mean**2))

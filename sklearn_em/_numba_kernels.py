@@ -851,7 +851,7 @@ def _nearest(dist, c, m, best, second, label):  # pragma: no cover - compiled
 
 @_jit
 def lloyd_rows(  # pragma: no cover - compiled
-    x, w, center, centres, labels, sums, weights, counts, tie
+    x, w, center, centres, labels, sums, weights, counts, tie, floor
 ):
     """One assignment step of Lloyd's algorithm over the rows of ``x``.
 
@@ -859,10 +859,10 @@ def lloyd_rows(  # pragma: no cover - compiled
     (the first of equals); its weight times ``y = x - center`` is added to
     ``sums`` (k, d), its weight to ``weights`` (k) and 1 to ``counts`` (k).
     Returns the rows whose label changed and the rows whose two nearest
-    centres are within ``tie`` of each other relative to ``2 D + 3 max_j
-    |c_j|^2`` (``D`` the nearest's squared distance): a bound on ``|y|^2 +
-    |c|^2``, the scale of the rounding in a distance computed as
-    scikit-learn does, ``|c|^2 - 2 y.c``."""
+    centres are within ``tie * (4 D + floor)`` of each other, ``D`` the
+    nearest's squared distance: with ``floor`` from the caller, a bound on
+    ``|y|^2 + |c|^2`` in scikit-learn's coordinates, the scale of the
+    rounding of a distance it computes as ``|c|^2 - 2 y.c``."""
     n, d = x.shape
     k = centres.shape[0]
     weighted = w.shape[0] > 0
@@ -870,12 +870,6 @@ def lloyd_rows(  # pragma: no cover - compiled
     dist = np.empty((k, BLOCK))
     best, second = np.empty(BLOCK), np.empty(BLOCK)
     nearest = np.empty(BLOCK, dtype=np.int64)
-    largest = 0.0
-    for j in range(k):
-        size = 0.0
-        for a in range(d):
-            size += centres[j, a] * centres[j, a]
-        largest = max(largest, size)
     changed = 0
     ambiguous = 0
     for start in range(0, n, BLOCK):
@@ -884,7 +878,7 @@ def lloyd_rows(  # pragma: no cover - compiled
         _distances(x, start, stop, center, centres, y, dist)
         _nearest(dist, k, m, best, second, nearest)
         for i in range(m):
-            ambiguous += second[i] - best[i] <= tie * (2.0 * best[i] + 3.0 * largest)
+            ambiguous += second[i] - best[i] <= tie * (4.0 * best[i] + floor)
         for i in range(m):
             changed += labels[start + i] != nearest[i]
             labels[start + i] = nearest[i]

@@ -124,9 +124,8 @@ LLOYD_ROWS = 2000
 # and 6 35. Not taken: on the numpy engine, which 'auto' runs on data this
 # small, 12 and 6 took the search's total time from 0.92 of n_init=10's to
 # 1.06 (seed 0, one run each, benchmarks/bench_optima.py --search ...); on
-# the compiled engine ~5% more. With the model-based agglomeration and the ten
-# Lloyd runs advanced together (one matrix product a step for all of them),
-# 12 and 6 survivors: 32 -> 21 misses over random_state 0, 1 and 2, and on
+# the compiled engine ~5% more. With the model-based agglomeration, 12 and 6
+# survivors: 32 -> 21 misses over random_state 0, 1 and 2, and on
 # random_state 0 13 -> 10 for a total time of 0.887 of n_init=10's (median
 # 1.045), against 0.84 (median 1.03) with 8 and 4.
 ROUNDS = ((None, 4), (12, 8), (6, 16))
@@ -313,7 +312,10 @@ def candidate_labels(search: TrainingData, random_state: np.random.RandomState):
                 for _ in range(N_LLOYD)
             ]
         )
-        yield from _nearest(view, _lloyd(sub, sub_weights, seeds))
+        # Every row to its nearest centre one partition at a time: all at once
+        # would hold (rows, 10 k) distances.
+        for centres in _lloyd(sub, sub_weights, seeds):
+            yield _nearest(view, centres)
     for points, count in ((view, N_KMEANSPP), (white, N_WHITENED_KMEANSPP)):
         for _ in range(count):
             seeds = _kmeans_plusplus(points, k, weights, random_state)

@@ -202,9 +202,9 @@ def test_kmeans_plusplus_seeds_are_scikit_learns(n, d, k, weighted, seed):
     expected_state = np.random.RandomState(seed)
     _, expected = kmeans_plusplus(X, k, sample_weight=w, random_state=expected_state)
     random_state = np.random.RandomState(seed)
-    seeds = compiled(source(X, k, w), k, random_state, _kmeans._seeding)
+    seeds = compiled(source(X, k, w), k, random_state, _kmeans._plusplus)
     assert seeds is not None
-    assert_array_equal(seeds[0], expected)
+    assert_array_equal(seeds, expected)
     assert_array_equal(random_state.uniform(size=5), expected_state.uniform(size=5))
 
 
@@ -235,3 +235,74 @@ def test_an_unchecked_scikit_learn_release_runs_its_own_kmeans(monkeypatch):
     assert compiled(src, 3, np.random.RandomState(0)) is None
     labels = _kmeans.kmeans_labels(src, 3, np.random.RandomState(0))
     assert_array_equal(labels, scikit_learns(X, 3, None, 0)[0])
+
+
+def agrees_or_hands_back(method, expected_of, src, k, seeds):
+    """Over ``seeds``: the compiled answer equals scikit-learn's, or it
+    handed the run back; returns how many it handed back."""
+    handed_back = 0
+    for seed in seeds:
+        got = compiled(src, k, np.random.RandomState(seed), method)
+        if got is None:
+            handed_back += 1
+        else:
+            assert_array_equal(got, expected_of(seed))
+    return handed_back
+
+
+def test_kmeans_plusplus_far_from_the_origin_agrees_or_hands_back():
+    """kmeans_plusplus does not centre X: at 3e6 its distances round to
+    ~1e-3 of themselves, and the margins must say so."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2_000, 2)) + 3e6
+    src = source(X, 5)
+
+    def expected(seed):
+        return kmeans_plusplus(X, 5, random_state=np.random.RandomState(seed))[1]
+
+    agrees_or_hands_back(_kmeans._plusplus, expected, src, 5, range(20))
+
+
+def test_far_rows_of_weight_zero_agree_or_hand_back():
+    """Rows of weight 0 move KMeans's (unweighted) centring, and with it the
+    rounding of its distances, far from the weighted rows."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20_000, 2))
+    X[:10_000] += 1e6
+    w = np.ones(len(X))
+    w[:10_000] = 0.0
+    src = source(X, 4, w)
+
+    def expected(seed):
+        return scikit_learns(X, 4, w, seed)[0]
+
+    agrees_or_hands_back(_kmeans._kmeans, expected, src, 4, range(10))
+
+
+def test_kmeans_plusplus_on_repeated_rows_draws_scikit_learns_row():
+    """Equal rows give scikit-learn's potentials that differ in the last
+    bit; which of them it draws matters once rows carry different weights."""
+    rng = np.random.default_rng(18)
+    X = np.round(rng.normal(size=(400, 2)) * 2)
+    w = rng.uniform(0.1, 1.0, size=len(X))
+    src = source(X, 4, w)
+
+    def expected(seed):
+        state = np.random.RandomState(seed)
+        return kmeans_plusplus(X, 4, sample_weight=w, random_state=state)[1]
+
+    agrees_or_hands_back(_kmeans._plusplus, expected, src, 4, range(40))
+
+
+def test_the_random_state_is_restored_when_the_compiled_kmeans_raises(monkeypatch):
+    rng = np.random.default_rng(1)
+    src = source(mixture(rng, 1_000, 2, 3), 3)
+
+    def broken(rows, k, random_state):
+        random_state.uniform(size=3)
+        raise KeyboardInterrupt
+
+    random_state = np.random.RandomState(0)
+    with pytest.raises(KeyboardInterrupt):
+        _kmeans._on_compiled(src, 3, random_state, broken)
+    assert random_state.randint(2**30) == np.random.RandomState(0).randint(2**30)
