@@ -931,6 +931,9 @@ def seeding_potentials(
     c, t = chosen.shape[0], candidates.shape[0]
     weighted = w.shape[0] > 0
     both = np.vstack((chosen, candidates))
+    # The buffers and block loop of lloyd_rows, written out again: made by a
+    # shared helper and handed over as a tuple, they cost the Lloyd pass 8%
+    # (4.15 -> 4.47 ms at 1e6 rows, measured three times each).
     y = np.empty((d, BLOCK))
     dist = np.empty((c + t, BLOCK))
     best, second = np.empty(BLOCK), np.empty(BLOCK)
