@@ -1,6 +1,10 @@
 """Peak memory of one ``fit``: sklearn_em against scikit-learn, fresh process each.
 
-Three-Gaussian data, 'full', the same start, exactly ``--n-iter`` iterations.
+Three-Gaussian data, 'full', the same start, exactly ``--n-iter`` iterations:
+given initial parameters, or with ``--default-init`` the default
+``init_params='kmeans'`` from the same ``random_state`` (scikit-learn's
+``KMeans`` copies ``X``; our compiled engine runs its own k-means, which does
+not).
 Every fit runs in a fresh process (this script with ``--worker``), so that no
 library inherits the other's heap or high-water mark; it reports the
 tracemalloc peak during ``fit`` (``X`` excluded: tracing starts after it is
@@ -15,6 +19,7 @@ Examples
     python benchmarks/bench_memory.py           # 1e4, 1e5, 1e6 rows
     python benchmarks/bench_memory.py --full    # also 1e7
     python benchmarks/bench_memory.py --quick   # 1e4, 1e5
+    python benchmarks/bench_memory.py --default-init  # k-means start included
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from sklearn_em.datasets import make_three_gaussians
 
 DEFAULTS = {
     "sizes": [10_000, 100_000, 1_000_000], "n_iter": 10, "n_jobs": None,
-    "rtol": 1e-8, "timeout": None, "threads": None,
+    "rtol": 1e-8, "timeout": None, "threads": None, "default_init": False,
 }  # fmt: skip
 QUICK = {"sizes": [10_000, 100_000]}
 FULL = {"sizes": [*DEFAULTS["sizes"], 10_000_000]}
@@ -68,7 +73,10 @@ def worker(spec):
         init = {k: f[k] for k in f.files}
 
     def fit(n_iter, rows):
-        est = h.fixed_iterations(cls, init, "full", n_iter, spec["seed"], **extra)
+        if spec.get("default_init"):
+            est = cls(3, tol=0.0, max_iter=n_iter, random_state=spec["seed"], **extra)
+        else:
+            est = h.fixed_iterations(cls, init, "full", n_iter, spec["seed"], **extra)
         return h.timed(lambda: est.fit(rows))
 
     threads = spec["threads"]
@@ -134,7 +142,8 @@ def measure(cfg):
             case = {"n": n, "x_mib": X.nbytes / h.MIB, "errors": []}
             del X
             for lib in ("ours", "sklearn"):
-                spec = {k: cfg[k] for k in ("n_iter", "n_jobs", "threads", "seed")}
+                keys = ("n_iter", "n_jobs", "threads", "seed", "default_init")
+                spec = {k: cfg[k] for k in keys}
                 spec.update(lib=lib, data=str(data), init=str(init))
                 r = case[lib] = run_worker(spec, cfg["timeout"])
                 h.progress(f"n={n} {lib}")
@@ -193,13 +202,20 @@ def main(argv=None):
     )
     p.add_argument("--sizes", type=h.size, nargs="+", help="rows")
     p.add_argument("--timeout", type=float, help="seconds before a worker is killed")
+    p.add_argument(
+        "--default-init",
+        action="store_true",
+        default=None,
+        help="fit from init_params='kmeans' (the default) instead of given values",
+    )
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker is not None:
         print(json.dumps(worker(json.loads(args.worker))))
         return 0
     cfg = h.settings(args, DEFAULTS, QUICK, FULL)
-    output = h.default_output("bench_memory", cfg)
+    name = "bench_memory-default_init" if cfg["default_init"] else "bench_memory"
+    output = h.default_output(name, cfg)
     return h.run("bench_memory", argv, cfg, measure, report, output)
 
 
