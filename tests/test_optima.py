@@ -576,3 +576,44 @@ def test_short_runs_in_one_pass_equal_runs_one_at_a_time(covariance_type, reg_co
     for a, b in zip(want, got, strict=True):
         assert_allclose(b.lower_bound, a.lower_bound, rtol=1e-10)
         assert_allclose(b.model.means, a.model.means, rtol=1e-8, atol=1e-8)
+
+
+def test_the_agglomeration_runs_to_convergence_whatever_its_rank(monkeypatch):
+    """The last candidate (the model-based agglomeration, mclust's start)
+    stays in every round and reaches the final runs beside the finalist,
+    even when it ranks last from the first iteration."""
+    X = make_three_gaussians(600, random_state=3)[0]
+    k = 3
+
+    def poor(points, labels, n_clusters):
+        # One cluster of all but two rows: the worst start of the lot.
+        merged = np.zeros(len(points), dtype=np.intp)
+        merged[:2] = [1, 2]
+        return merged
+
+    monkeypatch.setattr(_optima, "_merge_vvv", poor)
+    entered, finals = [], []
+    short_runs, continued = _optima._short_runs, _optima._continued
+
+    def spy_rounds(search, runs, reg_covar, n_iter):
+        entered.append(len(runs))
+        return short_runs(search, runs, reg_covar, n_iter)
+
+    def spy_final(search, runs, reg_covar, max_iter, tol):
+        finals.append(len(runs))
+        return continued(search, runs, reg_covar, max_iter, tol)
+
+    monkeypatch.setattr(_optima, "_short_runs", spy_rounds)
+    monkeypatch.setattr(_optima, "_continued", spy_final)
+    GaussianMixture(k, init_params="multistart", random_state=0).fit(X)
+    rounds = [keep for keep, _ in _optima.ROUNDS[1:]]
+    # Every round after the first: its survivors and the protected candidate.
+    assert entered[1:] == [keep + 1 for keep in rounds]
+    assert finals[0] == _optima.N_FINALISTS + 1
+
+    monkeypatch.setattr(_optima, "N_PROTECTED", 0)
+    entered.clear()
+    finals.clear()
+    GaussianMixture(k, init_params="multistart", random_state=0).fit(X)
+    assert entered[1:] == rounds
+    assert finals[0] == _optima.N_FINALISTS
