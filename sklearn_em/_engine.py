@@ -175,7 +175,7 @@ def _compile(kernels: ModuleType, dtype) -> None:
         ids, found = np.zeros(1, np.intp), np.zeros(1, np.intp)
         kernels.seeding_search(x, w, y, centres, y, 0, y.copy(), found, ids, y.copy())
         kernels.weighted_choice(w, 2.0, 0.5)
-        kernels.add_spread(x, y, np.zeros((2, 1)))
+        kernels.add_spread(x, w, y, np.zeros((3, 1)))
     # The M-step works in float64 whatever the rows: compiled once.
     moments = np.array([[2.0, 0.0, 2.0]])
     for kernel in (("m_step_matrix", False), ("m_step_vector", False)):

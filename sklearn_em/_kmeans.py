@@ -147,17 +147,14 @@ class _Rows:
         self.w = np.empty(0) if w is None else w
         self.weighted = w is not None
         self.total = float(self.n) if w is None else float(w.sum())
-        d = source.n_features
+        # Each feature's sum and sum of squares of y, unweighted (as
+        # scikit-learn's tolerance and mean), in one pass with
         # sum_i w_i |y_i|^2, for the rounding of scikit-learn's distances.
-        self.norms = self.potentials(np.empty((0, d)), np.zeros((1, d)))[0]
-
-    def spread(self) -> np.ndarray:
-        """Each feature's sum (row 0) and sum of squares (row 1) of ``y``
-        over the rows, unweighted (as scikit-learn's tolerance and mean)."""
-        sums = np.zeros((2, self.source.n_features))
-        for _, _, x, _ in self.chunks(0, self.n):
-            self.kernels.add_spread(x, self.source.center, sums)
-        return sums
+        sums = np.zeros((3, source.n_features))
+        for _, _, x, w in self.chunks(0, self.n):
+            self.kernels.add_spread(x, w, source.center, sums)
+        self.spread = sums[:2]
+        self.norms = float(sums[2].sum())
 
     def rounding(self, shift, centres) -> float:
         """A bound on the rounding of a weighted sum of scikit-learn's
@@ -255,7 +252,7 @@ def _kmeans(rows: _Rows, k: int, random_state) -> np.ndarray | None:
     relocate an empty cluster or warn of fewer distinct ones."""
     # KMeans centres its copy of X on the unweighted mean: its coordinates
     # are ours plus shift.
-    sums = rows.spread()
+    sums = rows.spread
     shift = -sums[0] / rows.n
     seeds = _seeding(rows, k, random_state, shift)
     if seeds is None:

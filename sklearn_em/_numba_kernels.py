@@ -901,22 +901,27 @@ def lloyd_rows(  # pragma: no cover - compiled
 
 
 @_jit
-def add_spread(x, center, out):  # pragma: no cover - compiled
-    """Add each feature's sum (``out[0]``) and sum of squares (``out[1]``)
+def add_spread(x, w, center, out):  # pragma: no cover - compiled
+    """Add each feature's sum (``out[0]``), sum of squares (``out[1]``)
+    and weighted sum of squares (``out[2]``; ``w`` empty for unit weights)
     of ``y = x - center`` over the rows of ``x``, a missing value (NaN) at
     the centre."""
     n, d = x.shape
+    weighted = w.shape[0] > 0
     for a in range(d):
         c = center[a]
         first = 0.0
         second = 0.0
+        third = 0.0
         for i in range(n):
             v = x[i, a]
             t = v - c if v == v else 0.0
             first += t
             second += t * t
+            third += (w[i] if weighted else 1.0) * t * t
         out[0, a] += first
         out[1, a] += second
+        out[2, a] += third
 
 
 @_jit
