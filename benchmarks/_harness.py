@@ -173,12 +173,11 @@ def threads_of_ours(
     """Threads ``sklearn_em`` uses for an E-step of this size, by its own
     policy (``compiled``: on the compiled kernel)."""
     from sklearn_em._dense import uses_direct
-    from sklearn_em._engine import MAX_FEATURE_PRODUCTS
 
     cov = get_covariance(covariance_type)
     work = n_components * cov.n_features_total(n_features)
-    # The compiled kernel runs only small d * k (see sklearn_em/_engine.py).
-    compiled = compiled and work <= MAX_FEATURE_PRODUCTS
+    # The compiled kernel runs the feature-row form only (see
+    # sklearn_em/_engine.py).
     compiled = compiled and not uses_direct(cov, n_features)
     return n_threads(n_jobs, n_rows, work, compiled)
 

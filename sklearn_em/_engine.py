@@ -26,10 +26,11 @@ So the engine is chosen per data source, by these rules:
     :class:`GaussianMixtureIC` grid) the kernel never changes (see
     :func:`pinned`), so results are reproducible.
 
-"Where it applies": complete rows (missing values keep their own kernel),
-the feature-row form of the E-step (not the direct form of large ``d``), and
-up to :data:`MAX_FEATURE_PRODUCTS` components times feature rows, above which
-the matrix products of the numpy kernel win (measured; see the constant).
+"Where it applies": complete rows (missing values keep their own kernel) and
+the feature-row form of the E-step (not the direct form of large ``d``). On
+wide rows the compiled kernel still hands its blocks' matrix products to BLAS
+(see ``_numba_kernels.GEMM_PRODUCTS``), in blocks whose feature rows stay in
+cache.
 
 The engine is a setting, :func:`set_config` / :func:`config_context`, or the
 environment variable ``SKLEARN_EM_ENGINE``; not an estimator parameter,
@@ -51,11 +52,6 @@ import numpy as np
 
 ENGINES = ("auto", "numpy", "numba")
 _ENV = "SKLEARN_EM_ENGINE"
-
-# Components x feature rows (k * q) above which the numpy kernel's matrix
-# products beat the fused loop. Measured on 2 cores (Intel Xeon, AVX-512),
-# 1e5 rows, ms per E-step numpy / compiled: see benchmarks/bench_fit.py.
-MAX_FEATURE_PRODUCTS = 1200
 
 # Rows x (k * q) per E-step from which 'auto' starts loading the compiled
 # kernel in the background: 1e7 is a ~10 ms numpy E-step (5.5e5 rows of 2-D
@@ -305,7 +301,7 @@ def select(
     engine = get_config()["engine"]
     if engine == "numpy":
         return None
-    applies = not direct and products <= MAX_FEATURE_PRODUCTS
+    applies = not direct
     if engine == "numba":
         if not numba_installed():
             raise ImportError(

@@ -263,12 +263,50 @@ def test_numba_thread_settings_are_left_alone():
     assert (numba.get_num_threads(), numba.config.THREADING_LAYER) == before
 
 
-def test_large_d_and_k_stay_on_the_matrix_products():
-    """Where k * q is large, numpy's matrix products beat the fused loop."""
-    model = random_model("full", n_components=16, n_features=32)
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_wide_rows_hand_whole_blocks_to_blas_with_the_numpy_kernels_answers(
+    covariance_type, weighted
+):
+    """Where k * q exceeds GEMM_PRODUCTS the compiled kernel still runs (it
+    no longer leaves wide rows to numpy): whole blocks' two products go to
+    BLAS, the ragged last block to the loops, and the statistics and
+    inference are the numpy kernel's either way."""
+    rng = np.random.RandomState(2)
+    k, d = 16, 12
+    model = random_model(covariance_type, n_components=k, n_features=d)
+    assert k * model.covariance.n_features_total(d) > kernels.GEMM_PRODUCTS
+    # Two whole blocks of 256 rows and a ragged one.
+    X = model.sample(rng, 700)[0]
+    w = rng.uniform(0, 3, len(X)) if weighted else None
+    with config_context(engine="numpy"):
+        reference = TrainingData(X, w, model.covariance, k)
+    with config_context(engine="numba"):
+        compiled = TrainingData(X, w, model.covariance, k)
+    assert compiled.dense.compiled is kernels
+    with single_threaded_blas():
+        assert_same_stats(reference.stats(model), compiled.stats(model))
+    gm = GaussianMixture(k, covariance_type=covariance_type, random_state=0)
+    with config_context(engine="numpy"):
+        gm.fit(X)
+    results = {}
+    for name in ("numpy", "numba"):
+        with config_context(engine=name):
+            results[name] = (gm.score_samples(X), gm.predict_proba(X), gm.predict(X))
+    (s_a, p_a, l_a), (s_b, p_b, l_b) = results["numpy"], results["numba"]
+    assert_allclose(s_b, s_a, rtol=1e-12)
+    assert_allclose(p_b, p_a, rtol=1e-12, atol=1e-15)
+    assert_array_equal(l_b, l_a)
+
+
+def test_the_direct_form_of_large_d_stays_on_numpy():
+    """Full covariances from d = 56 have too many second-order features for
+    feature rows at all: the numpy kernel's direct form runs them."""
+    model = random_model("full", n_components=2, n_features=56)
     X = model.sample(np.random.RandomState(0), 100)[0]
     with config_context(engine="numba"):
-        source = TrainingData(X, None, model.covariance, 16)
+        source = TrainingData(X, None, model.covariance, 2)
+    assert source.dense.direct
     assert source.dense.compiled is None
 
 
