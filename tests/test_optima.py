@@ -364,33 +364,45 @@ def test_lloyd_weights_count_as_repeated_rows():
     assert_allclose(weighted, repeated, rtol=1e-12)
 
 
-def vvv_cost(points, labels, ridge):
-    """The criterion of the model-based merging, by its definition:
-    ``sum_j n_j log |(S_j + ridge) / n_j|`` over the clusters."""
+def vvv_cost(points, labels, criterion):
+    """The criterion of the model-based merging, by its definition: over the
+    clusters, ``sum_j n_j log |(S_j + ridge) / n_j|`` ('ridge'), or mclust's
+    ``n_j log(|S_j / n_j| + (tr S_j + a) / n_j)`` with the determinant left
+    out where ``n_j <= d`` ('mclust')."""
+    d = points.shape[1]
+    ridge = _optima.VVV_REG * np.diag(points.var(axis=0))
+    alpha = points.var(axis=0).mean()
     total = 0.0
     for j in np.unique(labels):
         y = points[labels == j] - points[labels == j].mean(axis=0)
         n = len(y)
-        total += n * np.linalg.slogdet((y.T @ y + ridge) / n)[1]
+        if criterion == "ridge":
+            total += n * np.linalg.slogdet((y.T @ y + ridge) / n)[1]
+            continue
+        spread = (np.trace(y.T @ y) + alpha) / n
+        det = np.linalg.det(y.T @ y / n) if n > d else 0.0
+        total += n * np.log(det + spread)
     return total
 
 
-def test_model_based_merging_takes_the_cheapest_merge_at_every_step():
+@pytest.mark.parametrize("criterion", _optima.VVV_CRITERIA)
+def test_model_based_merging_takes_the_cheapest_merge_at_every_step(criterion):
     rng = np.random.RandomState(7)
     points = rng.normal(size=(60, 3)) * [1.0, 2.0, 0.5]
-    fine = np.repeat(np.arange(8), [10, 9, 8, 7, 7, 7, 6, 6])
+    # Clusters of 1 to 10 rows: below and above the 3 features.
+    fine = np.repeat(np.arange(10), [10, 9, 8, 7, 7, 7, 6, 3, 2, 1])
     rng.shuffle(fine)
-    ridge = _optima.VVV_REG * np.diag(points.var(axis=0))
     labels = fine.copy()
-    for k in range(7, 1, -1):
+    for k in range(9, 1, -1):
         # Brute force: every pair of the current clusters merged in turn.
         pairs = [(a, b) for a in np.unique(labels) for b in np.unique(labels) if a < b]
         costs = [
-            vvv_cost(points, np.where(labels == b, a, labels), ridge) for a, b in pairs
+            vvv_cost(points, np.where(labels == b, a, labels), criterion)
+            for a, b in pairs
         ]
         a, b = pairs[int(np.argmin(costs))]
         labels = np.where(labels == b, a, labels)
-        got = _optima._merge_vvv(points, fine, k)
+        got = _optima._merge_vvv(points, fine, k, criterion)
         assert set(got) == set(range(k))
         # The same partition, whatever the names of its clusters: each
         # label of one goes with exactly one label of the other.
@@ -430,17 +442,20 @@ def test_more_components_than_agglomerated_rows_get_every_label():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(_optima, "WARD_ROWS", 20)
         candidates = list(_optima.candidate_labels(search, rs))
-    for labels in candidates[-2:]:  # the two agglomerations
+    for labels in candidates[-3:]:  # Ward's and the two model-based ones
         assert set(labels[labels >= 0]) == set(range(50))
 
 
-def test_model_based_merging_of_identical_rows_and_one_feature():
+@pytest.mark.parametrize("criterion", _optima.VVV_CRITERIA)
+def test_model_based_merging_of_identical_rows_and_one_feature(criterion):
     same = np.ones((30, 2))
-    labels = _optima._merge_vvv(same, np.arange(30) % 5, 2)
+    labels = _optima._merge_vvv(same, np.arange(30) % 5, 2, criterion)
     assert set(labels) == {0, 1}
     line = np.linspace(0, 1, 40)[:, None]
-    labels = _optima._merge_vvv(line, np.arange(40) // 4, 3)
+    labels = _optima._merge_vvv(line, np.arange(40) // 4, 3, criterion)
     assert set(labels) == {0, 1, 2}
+    # Every cluster a stretch of the line: only neighbours merged.
+    assert np.count_nonzero(np.diff(labels)) == 2
 
 
 def converged(search, labels, reg_covar=1e-6):
@@ -578,20 +593,9 @@ def test_short_runs_in_one_pass_equal_runs_one_at_a_time(covariance_type, reg_co
         assert_allclose(b.model.means, a.model.means, rtol=1e-8, atol=1e-8)
 
 
-def test_the_agglomeration_runs_to_convergence_whatever_its_rank(monkeypatch):
-    """The last candidate (the model-based agglomeration, mclust's start)
-    stays in every round and reaches the final runs beside the finalist,
-    even when it ranks last from the first iteration."""
-    X = make_three_gaussians(600, random_state=3)[0]
-    k = 3
-
-    def poor(points, labels, n_clusters):
-        # One cluster of all but two rows: the worst start of the lot.
-        merged = np.zeros(len(points), dtype=np.intp)
-        merged[:2] = [1, 2]
-        return merged
-
-    monkeypatch.setattr(_optima, "_merge_vvv", poor)
+def spy_on_the_rounds(monkeypatch):
+    """Lists that get the number of runs entering each round of short EM,
+    and the number run to convergence."""
     entered, finals = [], []
     short_runs, continued = _optima._short_runs, _optima._continued
 
@@ -605,11 +609,32 @@ def test_the_agglomeration_runs_to_convergence_whatever_its_rank(monkeypatch):
 
     monkeypatch.setattr(_optima, "_short_runs", spy_rounds)
     monkeypatch.setattr(_optima, "_continued", spy_final)
+    return entered, finals
+
+
+def poor_agglomeration(points, labels, n_clusters, criterion):
+    """One cluster of all but two rows (which two: by criterion): the worst
+    start of the lot."""
+    merged = np.zeros(len(points), dtype=np.intp)
+    rows = [0, 1] if criterion == "ridge" else [2, 3]
+    merged[rows] = [1, 2]
+    return merged
+
+
+def test_the_agglomerations_run_to_convergence_whatever_their_rank(monkeypatch):
+    """The last candidates (the model-based agglomerations, mclust's start)
+    stay in every round and reach the final runs beside the finalist, even
+    when they rank last from the first iteration."""
+    X = make_three_gaussians(600, random_state=3)[0]
+    k = 3
+    assert _optima.N_PROTECTED == len(_optima.VVV_CRITERIA) == 2
+    monkeypatch.setattr(_optima, "_merge_vvv", poor_agglomeration)
+    entered, finals = spy_on_the_rounds(monkeypatch)
     GaussianMixture(k, init_params="multistart", random_state=0).fit(X)
     rounds = [keep for keep, _ in _optima.ROUNDS[1:]]
-    # Every round after the first: its survivors and the protected candidate.
-    assert entered[1:] == [keep + 1 for keep in rounds]
-    assert finals[0] == _optima.N_FINALISTS + 1
+    # Every round after the first: its survivors and the protected candidates.
+    assert entered[1:] == [keep + 2 for keep in rounds]
+    assert finals[0] == _optima.N_FINALISTS + 2
 
     monkeypatch.setattr(_optima, "N_PROTECTED", 0)
     entered.clear()
@@ -617,3 +642,19 @@ def test_the_agglomeration_runs_to_convergence_whatever_its_rank(monkeypatch):
     GaussianMixture(k, init_params="multistart", random_state=0).fit(X)
     assert entered[1:] == rounds
     assert finals[0] == _optima.N_FINALISTS
+
+
+def test_protected_runs_at_one_optimum_are_run_once(monkeypatch):
+    """Two agglomerations that give one partition reach one optimum: after
+    the first round only one of them goes on."""
+    X = make_three_gaussians(600, random_state=3)[0]
+
+    def same(points, labels, n_clusters, criterion):
+        return poor_agglomeration(points, labels, n_clusters, "ridge")
+
+    monkeypatch.setattr(_optima, "_merge_vvv", same)
+    entered, finals = spy_on_the_rounds(monkeypatch)
+    GaussianMixture(3, init_params="multistart", random_state=0).fit(X)
+    rounds = [keep for keep, _ in _optima.ROUNDS[1:]]
+    assert entered[1:] == [keep + 1 for keep in rounds]
+    assert finals[0] == _optima.N_FINALISTS + 1
