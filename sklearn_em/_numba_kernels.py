@@ -39,21 +39,24 @@ from ._covariance import PAIRS, SQUARES
 from ._em import MAX_RELATIVE_PRECISION
 
 # Rows per block: the block's feature rows, log-densities and scratch stay
-# within the L1/L2 caches for the small d this kernel is for.
+# within the L1/L2 caches for small d; on wide rows (full, d = 32: 1.15 MB of
+# feature rows) within L2 or the L3 slice, where the block's products go to
+# BLAS (GEMM_PRODUCTS).
 BLOCK = 256
 
 # Components x feature rows (k * q) above which a whole block's two products
 # (log-densities and moments) go to BLAS (``np.dot``: numba's binding of
 # scipy's BLAS, held to one thread like every BLAS call of a fit) instead of
-# the loops of _log_densities and _add_moments. The block's feature rows stay
-# in cache either way; from a few dozen products BLAS does the arithmetic
-# faster. A partial block (the last of a range) keeps the loops. Measured on
-# 2 cores (Intel Xeon, AVX-512), make_blobs, 1e5 rows, one thread, ms per
-# E-step, loops / BLAS, two runs each: full d=2 k=8 (k q = 48) 1.6 / 1.7-1.8;
-# d=3 k=8 (80) 2.1 / 2.1-2.2; d=5 k=4 (84) 2.5 / 1.8-2.1; d=4 k=8 (120) 3.1 /
-# 2.4-2.6; d=8 k=16 (720) 13-17 / 10-11; d=16 k=16 (2448) 43 / 31; d=32 k=16
-# (8976) 198 / 113, where the numpy kernel took 152 (this is why wide rows
-# now run compiled, where the loops alone lost to numpy's matrix products).
+# the loops of _log_densities and _add_moments. The block's feature rows are
+# read from cache either way (on the widest rows from L2 or L3, not memory);
+# from a few dozen products BLAS does the arithmetic faster. A partial block
+# (the last of a range) keeps the loops. Measured on 2 cores (Intel Xeon,
+# AVX-512), make_blobs, 1e5 rows, one thread, ms per E-step, loops / BLAS, two
+# runs each: full d=2 k=8 (k q = 48) 1.6 / 1.7-1.8; d=3 k=8 (80) 2.1 /
+# 2.1-2.2; d=5 k=4 (84) 2.5 / 1.8-2.1; d=4 k=8 (120) 3.1 / 2.4-2.6; d=8 k=16
+# (720) 13-17 / 10-11; d=16 k=16 (2448) 43 / 31; d=32 k=16 (8976) 198 / 113,
+# where the numpy kernel took 152 (this is why wide rows now run compiled,
+# where the loops alone lost to numpy's matrix products).
 GEMM_PRODUCTS = 80
 
 

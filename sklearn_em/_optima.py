@@ -10,16 +10,14 @@ starts instead:
    Arthur & Vassilvitskii 2007: scikit-learn's own start), bare k-means++
    seeds on the rows and on the rows whitened by their total covariance (a
    k-means start in a Mahalanobis metric, as proposed in scikit-learn issue
-   34845 for elongated clusters), Ward's hierarchical agglomeration of a
-   whitened subsample, and two model-based agglomerations of the subsample
-   (Fraley 1998, "Algorithms for model-based Gaussian hierarchical
-   clustering", SIAM J. Sci. Comput. 20(1)). Ward's criterion is model-based
-   agglomeration under the spherical, equal-volume Gaussian model; the
-   others merge clusters under unconstrained Gaussians ('VVV', the
-   criterion R's mclust starts every model from), greedily from Ward's
-   partition into :data:`VVV_START` clusters, small clusters' costs made
-   finite by a ridge or by mclust's own regularisation
-   (:data:`VVV_CRITERIA`).
+   34845 for elongated clusters), and two model-based agglomerations of a
+   subsample (Fraley 1998, "Algorithms for model-based Gaussian hierarchical
+   clustering", SIAM J. Sci. Comput. 20(1)): they merge clusters under
+   unconstrained Gaussians ('VVV', the criterion R's mclust starts every
+   model from), greedily from Ward's partition (model-based agglomeration
+   under the spherical, equal-volume Gaussian model) into
+   :data:`VVV_START` clusters, small clusters' costs made finite by a ridge
+   or by mclust's own regularisation (:data:`VVV_CRITERIA`).
 2. *Short EM* (Biernacki, Celeux & Govaert 2003, "Choosing starting values
    for the EM algorithm for getting the highest likelihood in multivariate
    Gaussian mixture models", Comput. Stat. Data Anal. 41): a few EM
@@ -103,12 +101,15 @@ VVV_REG = 0.01
 # every case of the benchmark, and the best of scikit-learn's n_init=10 and
 # mclust in 8 of the 20 cases missed on some random_state; the ridge
 # agglomeration in none of them, the mclust criterion from Ward's partition
-# in 5. Both, both protected (N_PROTECTED): 18 -> 12 misses over random_state
-# 0, 1 and 2 (6 + 2 + 4), for the same time (0.90 / 0.91 / 0.89 of
-# n_init=10's against 0.90 on seed 0 with the ridge alone, one run each,
-# after the merging was made ~30% cheaper). The mclust criterion alone: 17
-# misses; on mclust's scaled-SVD view of the rows (its hcUse = "SVD"),
-# beside the ridge: 18, in place of it: 27.
+# in 5. Over random_state 0, 1 and 2 (multistart fits alone, engine='numba'):
+# the ridge alone 18 misses; the mclust criterion alone 17; on mclust's
+# scaled-SVD view of the rows (its hcUse = "SVD") beside the ridge 18, in
+# place of it 27; both, the mclust one protected (N_PROTECTED) 13, both
+# protected 12. Total time against n_init=10's (benchmarks/bench_optima.py,
+# seed 0, numpy engine, one window): 0.933 with the ridge alone, 1.014 with
+# both and one protected, 1.068 with both protected; without Ward's
+# partition of the whitened subsample (a candidate until then, which no
+# longer changed a case: 13 misses with or without it) 0.984.
 VVV_CRITERIA = ("ridge", "mclust")
 # Candidates of each kind (see the module docstring). Traced on the benchmark
 # (every candidate run to convergence), a k-means partition reached the best
@@ -156,22 +157,21 @@ N_FINALISTS = 1
 # instead of 100 changed no case.
 FINAL_TOL = 1e-5
 FINAL_ITER = 100
-# The last candidates (the model-based agglomerations are the last two) that
-# stay in every round and run to convergence beside the finalists, whatever
-# their rank: mclust starts every model from such an agglomeration and runs
-# EM to convergence, and most of the remaining misses were cases where mclust
-# ended higher (16 of 21), its start lost in the first rounds here. Over
-# random_state 0, 1 and 2 (multistart fits alone, against the same day's
-# n_init=10 times), with the ridge agglomeration alone: 21 -> 18 misses for
-# no measurable time (0.93 / 0.88 / 0.86 -> 0.93 / 0.88 / 0.88); protecting
-# Ward's whitened partition too: 16 misses for ~10% more time (0.97-1.01);
-# and a whitened k-means++ seed too: 13 for 1.00-1.11. Run to convergence
-# from their start instead of through the rounds, the one protected
-# candidate cost ~3% more. With both agglomerations (VVV_CRITERIA): 12. A
-# protected run that reaches the optimum of one already in (the two
-# agglomerations often give one partition) is not run twice (0.99-1.05 ->
-# 0.97-0.99 of n_init=10's time, the same fits).
-N_PROTECTED = 2
+# The last candidates (the model-based agglomeration under mclust's
+# regularisation is the last) that stay in every round and run to convergence
+# beside the finalists, whatever their rank: mclust starts every model from
+# such an agglomeration and runs EM to convergence, and most of the remaining
+# misses were cases where mclust ended higher (16 of 21), its start lost in
+# the first rounds here. Over random_state 0, 1 and 2 (multistart fits alone,
+# against the same day's n_init=10 times), with the ridge agglomeration alone:
+# 21 -> 18 misses for no measurable time (0.93 / 0.88 / 0.86 -> 0.93 / 0.88 /
+# 0.88); protecting Ward's whitened partition too: 16 misses for ~10% more
+# time (0.97-1.01); and a whitened k-means++ seed too: 13 for 1.00-1.11. Run
+# to convergence from their start instead of through the rounds, the one
+# protected candidate cost ~3% more. With both agglomerations (VVV_CRITERIA),
+# the last protected: 13; both protected: 12, for 5% more time. A protected
+# run that has reached the optimum of a run already in is not run twice.
+N_PROTECTED = 1
 # Runs whose log-likelihoods agree this closely have reached the same optimum:
 # only the first is kept, so that the survivors stay diverse.
 SAME_OPTIMUM = 1e-9
@@ -222,8 +222,8 @@ def search_source(source, random_state: np.random.RandomState) -> TrainingData:
 
 def _whitened(view: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
     """Rows in the metric of their own total covariance (its inverse
-    Cholesky factor), so that k-means and Ward see elongated clusters as
-    round; a singular direction keeps its scale."""
+    Cholesky factor), so that k-means sees elongated clusters as round; a
+    singular direction keeps its scale."""
     x = np.asarray(view, dtype=np.float64)
     w = np.ones(len(x)) if weights is None else weights
     mean = w @ x / w.sum()
@@ -358,9 +358,6 @@ def candidate_labels(search: TrainingData, random_state: np.random.RandomState):
     m = min(max(WARD_ROWS, k), n if weights is None else int(np.count_nonzero(weights)))
     p = None if weights is None else weights / weights.sum()
     rows = np.sort(random_state.choice(n, m, replace=False, p=p))
-    labels = np.full(n, -1, dtype=np.intp)
-    labels[rows] = _cut(ward_tree(np.take(white, rows, axis=0)), k)
-    yield labels
     sample = np.take(view, rows, axis=0)
     fine = _cut(ward_tree(sample), max(k, min(VVV_START, m)))
     for criterion in VVV_CRITERIA:
@@ -427,7 +424,7 @@ def _merge_vvv(
     fill = variances.mean() if variances.any() else 1.0
     ridge = VVV_REG * np.where(variances > 0, variances, fill)
 
-    def ridged(n, w):
+    def ridged(n, w, trace):
         """``n log |(w + ridge) / n|`` of matrices ``w`` (overwritten)."""
         w.reshape(len(w), d * d)[:, :: d + 1] += ridge
         factor = np.linalg.cholesky(w)
@@ -437,55 +434,78 @@ def _merge_vvv(
     # mclust's alpha: the rows' mean variance per feature.
     alpha = max(variances.mean(), np.finfo(np.float64).tiny)
 
-    def traced(n, w):
+    def traced(n, w, trace):
         """``n log(|w / n| + (tr w + alpha) / n)``, the determinant left out
-        for clusters of no more rows than features (singular)."""
-        trace = np.log((np.trace(w, axis1=1, axis2=2) + alpha) / n)
-        out = trace.copy()
+        for clusters of no more rows than features (singular); ``w`` is only
+        asked for (``w(rows)``) where it is needed."""
+        spread = np.log((trace + alpha) / n)
+        out = spread.copy()
         big = np.flatnonzero(n > d)
         if len(big):
-            sign, log_det = np.linalg.slogdet(w[big])
+            sign, log_det = np.linalg.slogdet(w(big))
             log_det = np.where(sign > 0, log_det - d * np.log(n[big]), -np.inf)
-            out[big] = np.logaddexp(log_det, trace[big])
+            out[big] = np.logaddexp(log_det, spread[big])
         return n * out
 
-    log_dets = ridged if criterion == "ridge" else traced
-
-    def merged(a, others):
-        """Rows and scatter of clusters ``a`` (one, or one for each of
-        ``others``) merged with ``others``."""
+    def merged(a, others, rows=None):
+        """Scatter matrices of clusters ``a`` (one, or one for each of
+        ``others``) merged with ``others`` (those at ``rows`` only)."""
+        if rows is not None:
+            others = others[rows]
+            a = a if np.ndim(a) == 0 else a[rows]
         n = counts[a] + counts[others]
         diff = means[others] - means[a]
         diff *= np.sqrt(counts[a] * counts[others] / n)[:, None]
         w = scatter[others]
         w += scatter[a]
         w += diff[:, :, None] * diff[:, None, :]
-        return n, w
+        return w
 
-    own = log_dets(counts, scatter.copy())
+    def rises(a, others):
+        """Rise of the criterion of merging ``a`` with each of ``others``."""
+        n = counts[a] + counts[others]
+        gap = means[others] - means[a]
+        trace = (
+            traces[a]
+            + traces[others]
+            + (gap * gap).sum(axis=1) * (counts[a] * counts[others] / n)
+        )
+        if criterion == "ridge":
+            cost = ridged(n, merged(a, others), trace)
+        else:
+            cost = traced(n, lambda rows: merged(a, others, rows), trace)
+        return cost - own[a] - own[others]
+
+    traces = np.trace(scatter, axis1=1, axis2=2).copy()
+    if criterion == "ridge":
+        own = ridged(counts, scatter.copy(), traces)
+    else:
+        own = traced(counts, lambda rows: scatter[rows], traces)
     rise = np.full((m, m), np.inf)
     first, second = np.triu_indices(m, 1)
     # All pairs in batches of ~0.5 MB of matrices (cache-sized).
     batch = max(1, 2**16 // (d * d))
     for lo in range(0, len(first), batch):
         a, others = first[lo : lo + batch], second[lo : lo + batch]
-        rise[a, others] = log_dets(*merged(a, others)) - own[a] - own[others]
+        rise[a, others] = rises(a, others)
     alive = np.ones(m, dtype=bool)
     target = np.arange(m)
     for _ in range(m - k):
         a, b = np.unravel_index(np.argmin(rise), rise.shape)
-        n, w = merged(a, np.array([b]))
-        means[a] = (counts[a] * means[a] + counts[b] * means[b]) / n[0]
+        w = merged(a, np.array([b]))[0]
+        gap = means[b] - means[a]
+        n = counts[a] + counts[b]
+        traces[a] += traces[b] + gap @ gap * (counts[a] * counts[b] / n)
+        means[a] = (counts[a] * means[a] + counts[b] * means[b]) / n
         own[a] += rise[a, b] + own[b]
-        counts[a], scatter[a] = n[0], w[0]
+        counts[a], scatter[a] = n, w
         alive[b] = False
         rise[b, :] = rise[:, b] = np.inf
         target[target == b] = a
         others = np.flatnonzero(alive)
         others = others[others != a]
         if len(others):
-            values = log_dets(*merged(a, others)) - own[a] - own[others]
-            rise[np.minimum(a, others), np.maximum(a, others)] = values
+            rise[np.minimum(a, others), np.maximum(a, others)] = rises(a, others)
     final = np.full(m, -1, dtype=np.intp)
     final[alive] = np.arange(k)
     return final[target[labels]]
@@ -546,7 +566,7 @@ def multistart_model(
         else:  # a run dropped (a collapse): positions no longer match
             protected = []
     finalists, _ = _joined(_survivors(runs, N_FINALISTS), protected)
-    runs = _continued(search, finalists, reg_covar, FINAL_ITER, FINAL_TOL)
+    runs = _short_runs(search, finalists, reg_covar, FINAL_ITER, FINAL_TOL)
     if not runs:
         raise (
             error
@@ -670,18 +690,20 @@ def moved_model(
 
 
 def _joined(kept: list[EMResult], protected: list[EMResult]):
-    """``kept`` and the ``protected`` runs not among them, and the protected
-    runs that are still distinct: one whose log-likelihood equals (within
-    :data:`SAME_OPTIMUM`) a run already in has reached the same optimum (the
-    two agglomerations often give one partition), and is not run twice."""
+    """``kept`` and the ``protected`` runs not among them, and the runs to
+    protect from now on: a protected run whose log-likelihood equals (within
+    :data:`SAME_OPTIMUM`) that of a run already in has reached the same
+    optimum (the two agglomerations often give one partition), so it is not
+    run twice, and that run is protected in its place."""
     joined = list(kept)
-    still = []
+    still: list[EMResult] = []
     for p in protected:
-        if any(p is r for r in joined):
-            still.append(p)
-        elif not any(_same(p, r) for r in joined):
+        twin = next((r for r in joined if r is p or _same(p, r)), None)
+        if twin is None:
             joined.append(p)
-            still.append(p)
+            twin = p
+        if not any(twin is q for q in still):
+            still.append(twin)
     return joined, still
 
 
@@ -711,12 +733,19 @@ def _survivors(runs: list[EMResult], keep: int | None) -> list[EMResult]:
     return distinct
 
 
-def _short_runs(search, runs, reg_covar, n_iter) -> list[EMResult]:
-    """Each run continued for exactly ``n_iter`` iterations, as
-    :func:`_continued` with ``tol=0`` does, but with the E-steps of all of
+def _short_runs(search, runs, reg_covar, n_iter, tol=0.0) -> list[EMResult]:
+    """Each run continued for up to ``n_iter`` iterations, stopping where
+    its mean log-likelihood changes by less than ``tol`` (never with the
+    default 0), as :func:`_continued` does, but with the E-steps of all of
     them in one pass over the search rows (:meth:`.TrainingData.stats_many`).
     A run whose M-step fails (a collapse) continues alone in
-    :func:`._em.run_em` from the same iteration, which repairs or drops it."""
+    :func:`._em.run_em` from the same iteration, which repairs or drops it.
+
+    The runs to convergence at the end of the search (the finalist and the
+    protected candidates) go this way too, sharing their E-steps on the
+    numpy engine. Split-and-merge moves do not: run together, the first
+    three moves (rather than each after the last kept one) cost two more
+    misses over three seeds for ~3% less time."""
     models = [run.model for run in runs]
     bounds = [run.lower_bound for run in runs]
     variances = search.feature_variances if reg_covar == 0 else None
@@ -732,13 +761,16 @@ def _short_runs(search, runs, reg_covar, n_iter) -> list[EMResult]:
             except IllDefinedCovariance:
                 alone[r] = _continued(
                     search, [EMResult(models[r], bounds[r])], reg_covar,
-                    n_iter - done, 0.0,
+                    n_iter - done, tol,
                 )  # fmt: skip
                 continue
-            models[r] = model
-            bounds[r] = stats.log_likelihood / stats.total_weight
-            still.append(r)
+            bound = stats.log_likelihood / stats.total_weight
+            models[r], change, bounds[r] = model, bound - bounds[r], bound
+            if not abs(change) < tol:
+                still.append(r)
         active = still
+        if not active:
+            break
     out: list[EMResult] = []
     for r in range(len(runs)):
         out.extend(alone.get(r, [EMResult(models[r], bounds[r])]))

@@ -23,6 +23,7 @@ from test_sklearn_checks import EXPECTED_FAILED_CHECKS
 from sklearn_em import BayesianGaussianMixture, GaussianMixture, _optima
 from sklearn_em._covariance import get_covariance
 from sklearn_em._data import TrainingData
+from sklearn_em._em import EMResult
 from sklearn_em._init import initial_model
 from sklearn_em.datasets import make_three_gaussians
 
@@ -442,7 +443,7 @@ def test_more_components_than_agglomerated_rows_get_every_label():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(_optima, "WARD_ROWS", 20)
         candidates = list(_optima.candidate_labels(search, rs))
-    for labels in candidates[-3:]:  # Ward's and the two model-based ones
+    for labels in candidates[-2:]:  # the two model-based agglomerations
         assert set(labels[labels >= 0]) == set(range(50))
 
 
@@ -594,22 +595,18 @@ def test_short_runs_in_one_pass_equal_runs_one_at_a_time(covariance_type, reg_co
 
 
 def spy_on_the_rounds(monkeypatch):
-    """Lists that get the number of runs entering each round of short EM,
-    and the number run to convergence."""
-    entered, finals = [], []
-    short_runs, continued = _optima._short_runs, _optima._continued
+    """A list that gets, for each round of short EM and then for the runs to
+    convergence, the mean log-likelihoods its runs end at."""
+    rounds = []
+    short_runs = _optima._short_runs
 
-    def spy_rounds(search, runs, reg_covar, n_iter):
-        entered.append(len(runs))
-        return short_runs(search, runs, reg_covar, n_iter)
+    def spy(search, runs, reg_covar, n_iter, tol=0.0):
+        out = short_runs(search, runs, reg_covar, n_iter, tol)
+        rounds.append(np.array([run.lower_bound for run in out]))
+        return out
 
-    def spy_final(search, runs, reg_covar, max_iter, tol):
-        finals.append(len(runs))
-        return continued(search, runs, reg_covar, max_iter, tol)
-
-    monkeypatch.setattr(_optima, "_short_runs", spy_rounds)
-    monkeypatch.setattr(_optima, "_continued", spy_final)
-    return entered, finals
+    monkeypatch.setattr(_optima, "_short_runs", spy)
+    return rounds
 
 
 def poor_agglomeration(points, labels, n_clusters, criterion):
@@ -621,27 +618,32 @@ def poor_agglomeration(points, labels, n_clusters, criterion):
     return merged
 
 
-def test_the_agglomerations_run_to_convergence_whatever_their_rank(monkeypatch):
-    """The last candidates (the model-based agglomerations, mclust's start)
-    stay in every round and reach the final runs beside the finalist, even
-    when they rank last from the first iteration."""
-    X = make_three_gaussians(600, random_state=3)[0]
-    k = 3
-    assert _optima.N_PROTECTED == len(_optima.VVV_CRITERIA) == 2
-    monkeypatch.setattr(_optima, "_merge_vvv", poor_agglomeration)
-    entered, finals = spy_on_the_rounds(monkeypatch)
-    GaussianMixture(k, init_params="multistart", random_state=0).fit(X)
-    rounds = [keep for keep, _ in _optima.ROUNDS[1:]]
-    # Every round after the first: its survivors and the protected candidates.
-    assert entered[1:] == [keep + 2 for keep in rounds]
-    assert finals[0] == _optima.N_FINALISTS + 2
+def n_poor(bounds):
+    """Runs far below the best (the poor agglomerations' runs)."""
+    return int(np.count_nonzero(bounds < bounds.max() - 0.3))
 
-    monkeypatch.setattr(_optima, "N_PROTECTED", 0)
-    entered.clear()
-    finals.clear()
-    GaussianMixture(k, init_params="multistart", random_state=0).fit(X)
-    assert entered[1:] == rounds
-    assert finals[0] == _optima.N_FINALISTS
+
+def test_the_agglomerations_run_to_convergence_whatever_their_rank(monkeypatch):
+    """The protected candidates (the last: the model-based agglomerations,
+    mclust's kind of start) stay in every round and reach the runs to
+    convergence beside the finalist, even when they rank last from the
+    first iteration."""
+    X = make_three_gaussians(600, random_state=3)[0]
+    assert _optima.VVV_CRITERIA[-_optima.N_PROTECTED :] == ("mclust",)
+    monkeypatch.setattr(_optima, "_merge_vvv", poor_agglomeration)
+    rounds = spy_on_the_rounds(monkeypatch)
+    for protected in (2, 1, 0):
+        monkeypatch.setattr(_optima, "N_PROTECTED", protected)
+        rounds.clear()
+        GaussianMixture(3, init_params="multistart", random_state=0).fit(X)
+        # The rounds of short EM, then the runs to convergence.
+        assert len(rounds) == len(_optima.ROUNDS) + 1
+        assert n_poor(rounds[0]) == 2  # every candidate runs the first round
+        # Protected runs stay whatever their rank (others only while
+        # fewer distinct runs than a round keeps are left).
+        assert all(n_poor(b) >= protected for b in rounds[1:])
+        assert n_poor(rounds[-2]) == n_poor(rounds[-1]) == protected
+        assert len(rounds[-1]) == _optima.N_FINALISTS + protected
 
 
 def test_protected_runs_at_one_optimum_are_run_once(monkeypatch):
@@ -653,8 +655,24 @@ def test_protected_runs_at_one_optimum_are_run_once(monkeypatch):
         return poor_agglomeration(points, labels, n_clusters, "ridge")
 
     monkeypatch.setattr(_optima, "_merge_vvv", same)
-    entered, finals = spy_on_the_rounds(monkeypatch)
+    monkeypatch.setattr(_optima, "N_PROTECTED", 2)
+    rounds = spy_on_the_rounds(monkeypatch)
     GaussianMixture(3, init_params="multistart", random_state=0).fit(X)
-    rounds = [keep for keep, _ in _optima.ROUNDS[1:]]
-    assert entered[1:] == [keep + 1 for keep in rounds]
-    assert finals[0] == _optima.N_FINALISTS + 1
+    assert n_poor(rounds[0]) == 2
+    assert n_poor(rounds[-2]) == n_poor(rounds[-1]) == 1
+    assert len(rounds[-1]) == _optima.N_FINALISTS + 1
+
+
+def test_a_protected_run_at_a_kept_runs_optimum_hands_its_protection_over():
+    """A protected run that has reached the optimum of a run already in is
+    not run again, and that run is protected in its place: the optimum stays
+    in every round whatever its rank."""
+    twin, protected = EMResult(None, -2.0), EMResult(None, -2.0)
+    better = [EMResult(None, -1.0 - 0.01 * i) for i in range(11)]
+    kept = _optima._survivors([*better, twin, protected], 12)
+    entered, still = _optima._joined(kept, [protected])
+    assert not any(run is protected for run in entered)
+    assert len(still) == 1 and still[0] is twin
+    entered, still = _optima._joined(_optima._survivors(entered, 6), still)
+    assert any(run is twin for run in entered)
+    assert len(still) == 1 and still[0] is twin
