@@ -496,12 +496,10 @@ def _merge_vvv(
     for _ in range(m - k):
         a, b = np.unravel_index(np.argmin(rise), rise.shape)
         w = merged(a, np.array([b]))[0]
-        gap = means[b] - means[a]
         n = counts[a] + counts[b]
-        traces[a] += traces[b] + gap @ gap * (counts[a] * counts[b] / n)
         means[a] = (counts[a] * means[a] + counts[b] * means[b]) / n
         own[a] += rise[a, b] + own[b]
-        counts[a], scatter[a] = n, w
+        counts[a], scatter[a], traces[a] = n, w, np.trace(w)
         alive[b] = False
         rise[b, :] = rise[:, b] = np.inf
         target[target == b] = a
