@@ -2,7 +2,7 @@
 
 Suites (``--suite``; default ``sizes``, with ``--quick`` all): ``sizes``
 (three-Gaussian data, 1e2 ... 1e6 rows, 1e7 with ``--full``, every covariance
-type, float64 and float32), ``wide`` (d=32, k=16), ``default_fit`` (the whole
+type, float64 and float32), ``wide`` (d=32, k=16; d=64, k=8), ``default_fit`` (the whole
 default ``fit()``), ``predict`` (inference on fresh rows) and ``threads``
 (ours at ``n_jobs=1`` and ``2``). Fits start from the same parameters and run
 exactly ``--n-iter`` iterations; each library is timed ``--repeats`` times,
@@ -273,14 +273,17 @@ def suite_sizes(cfg):
 
 def suite_wide(cfg):
     """make_blobs(n_features=32, centers=16, random_state=seed),
-    n_components=16, 'full' and 'diag'; same start, tol=0, fixed n_iter."""
+    n_components=16, 'full' and 'diag'; and make_blobs(n_features=64,
+    centers=8), 'full' (the direct form: no feature rows at d >= 56); same
+    start, tol=0, fixed n_iter."""
     seed, cases = cfg["seed"], []
-    X, _ = make_blobs(cfg["wide_size"], n_features=32, centers=16, random_state=seed)
-    for cov in ("full", "diag"):
-        init = h.same_start(X, cov, 16, seed)
-        libs = libraries(cfg["n_jobs"], cfg["engine"])
-        cases.append(fixed_case(X, cov, init, cfg, libs)[0])
-        h.progress(f"wide n={len(X)} {cov}")
+    for d, k, types in ((32, 16, ("full", "diag")), (64, 8, ("full",))):
+        X, _ = make_blobs(cfg["wide_size"], n_features=d, centers=k, random_state=seed)
+        for cov in types:
+            init = h.same_start(X, cov, k, seed)
+            libs = libraries(cfg["n_jobs"], cfg["engine"])
+            cases.append(fixed_case(X, cov, init, cfg, libs)[0])
+            h.progress(f"wide n={len(X)} d={d} {cov}")
     return cases
 
 

@@ -381,6 +381,34 @@ def test_direct_form_equals_the_feature_form(monkeypatch, covariance_type):
     assert_allclose(direct.log_prob(model), features.log_prob(model), rtol=1e-11)
 
 
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_direct_form_with_half_products_equals_general_products(
+    monkeypatch, covariance_type
+):
+    """The direct form's triangular and symmetric BLAS products (above
+    DIRECT_HALF_PRODUCTS values per chunk) give the general products'
+    log-densities and statistics, weighted, for given labels too."""
+    monkeypatch.setenv("SKLEARN_EM_ENGINE", "numpy")
+    monkeypatch.setattr(dense_module, "DIRECT_SECOND_ORDER", 0)
+    model = random_model(covariance_type, n_components=3, n_features=7)
+    X = model.sample(np.random.RandomState(3), 900)[0]
+    w = np.random.RandomState(4).uniform(0.0, 2.0, len(X))
+    labels = np.random.RandomState(5).randint(-1, 3, len(X))
+
+    def outcome(half_products):
+        monkeypatch.setattr(dense_module, "DIRECT_HALF_PRODUCTS", half_products)
+        monkeypatch.setattr(dense_module, "DIRECT_TRIANGULAR_FEATURES", 0)
+        data = TrainingData(X, w, model.covariance, 3, chunk_size=300)
+        assert data.dense.direct
+        return data.stats(model), data.log_prob(model), data.stats_given(labels=labels)
+
+    general, half = outcome(10**9), outcome(0)
+    assert_allclose(half[0].moments, general[0].moments, rtol=1e-12, atol=1e-9)
+    assert half[0].log_likelihood == pytest.approx(general[0].log_likelihood, 1e-13)
+    assert_allclose(half[1], general[1], rtol=1e-13)
+    assert_allclose(half[2].moments, general[2].moments, rtol=1e-12, atol=1e-9)
+
+
 def test_high_dimension_matches_sklearn_from_the_same_start():
     from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
