@@ -337,6 +337,9 @@ class TrainingData:
         ``True`` where the caller has found every value of ``X`` finite (its
         sum is), so that no scan for NaN is needed; by default ``X`` is
         scanned.
+    max_expansion : float or None
+        See :class:`._dense.DenseKernel`; looser for sources whose
+        log-likelihoods only rank runs (the multistart search).
     """
 
     def __init__(
@@ -353,6 +356,7 @@ class TrainingData:
         feature_variances: np.ndarray | None = None,
         guarded: bool | None = None,
         finite: bool | None = None,
+        max_expansion: float | None = None,
     ):
         self.X = X
         self.sample_weight = sample_weight
@@ -443,6 +447,7 @@ class TrainingData:
             guarded=not training if guarded is None else guarded,
             compiled=compiled,
             dtype=arithmetic,
+            max_expansion=max_expansion,
         )
         self.missing = MissingKernel(self.dense) if self.has_missing else None
         self._workspaces: list = []

@@ -189,6 +189,10 @@ class DenseKernel:
         float32 value (:func:`._data.source_center`), so that rows are
         centred in float32 exactly about the point the statistics refer to.
         The numpy kernel computes every row in float64.
+    max_expansion : float or None
+        How far (``precision * |x - c|^2``) a component may reach before it
+        takes the direct form about its own mean; ``None``:
+        :data:`MAX_EXPANSION`.
     """
 
     def __init__(
@@ -202,8 +206,12 @@ class DenseKernel:
         guarded: bool = True,
         compiled=None,
         dtype=np.float64,
+        max_expansion: float | None = None,
     ):
         self.covariance = covariance
+        self.max_expansion = float(
+            MAX_EXPANSION if max_expansion is None else max_expansion
+        )
         self.n_features = n_features
         self.n_components = n_components
         self.direct = uses_direct(covariance, n_features)
@@ -259,8 +267,8 @@ class DenseKernel:
             # Nearly always none: one reduction to find out.
             local = self._none
             farthest = reach.max()
-            if farthest > MAX_EXPANSION:
-                local = np.flatnonzero(reach > MAX_EXPANSION)
+            if farthest > self.max_expansion:
+                local = np.flatnonzero(reach > self.max_expansion)
                 if (
                     len(local) >= ALL_DIRECT_SHARE * k
                     and self.n_features >= ALL_DIRECT_FROM_FEATURES
@@ -314,7 +322,7 @@ class DenseKernel:
             _NO_WEIGHTS if feature_variances is None else feature_variances,
             self.spread,
             self.q,
-            MAX_EXPANSION_FLOAT32 if self.single else MAX_EXPANSION,
+            MAX_EXPANSION_FLOAT32 if self.single else self.max_expansion,
         )
         if status in (kernels.M_STEP_ILL_DEFINED, kernels.M_STEP_COLLAPSED):
             return None

@@ -227,6 +227,7 @@ class MissingKernel:
             dense.spread * len(observed) / self.n_features,
             dense.chunk_size,
             guarded=dense.guarded,
+            max_expansion=dense.max_expansion,
         )
         full = model.full_covariances()
         s_oo = full[:, observed][:, :, observed]
