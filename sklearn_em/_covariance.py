@@ -82,8 +82,6 @@ class Covariance:
         Summing ``second_order_features`` of rows ``y`` gives this of
         ``sum y y^T``; used to add conditional covariances of missing values
         and to move statistics to another centre. Shape ``(..., n_second)``.
-        Reads the upper triangle only (the direct form hands it BLAS's
-        symmetric products, whose lower triangle is left unset).
         """
         raise NotImplementedError
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import blas
 
 from ._covariance import Covariance
 from ._model import Mixture
@@ -76,19 +75,21 @@ DIRECT_SECOND_ORDER = 1540
 ALL_DIRECT_SHARE = 0.5
 ALL_DIRECT_FROM_FEATURES = 8
 
-# From this many values of ``x - mu`` per chunk, the direct form's products go
-# to BLAS routines that do half a general product's arithmetic: syrk for the
-# symmetric ``Y^T diag(r) Y``, and, from DIRECT_TRIANGULAR_FEATURES features,
-# trmm for ``(x - mu) U`` (``U`` is triangular); below, their wrappers' call
-# cost outweighs the saving. Per component and chunk, one thread, 'full',
-# general / half products in us: 2048 rows x 16 features, log-densities
-# 56 / 91, moments 93 / 80; x 32, 164 / 158 and 282 / 186; x 48, 296 / 254
-# and 448 / 314; 4096 x 64, 979 / 815 and 2008 / 920; 569 x 30 (breast
-# cancer) 40 / 46 and 54 / 53. Whole fits, 'full', 10 iterations from
-# k-means, 2e4 rows (1e4 at d=128), one thread, before / after: d=64 k=8
-# 0.94 / 0.76 s, d=96 k=4 0.88 / 0.67 s, d=128 k=4 0.70 / 0.51 s.
-DIRECT_HALF_PRODUCTS = 1 << 15
-DIRECT_TRIANGULAR_FEATURES = 40
+# From this many values of ``x - mu`` per chunk, the direct form's moments
+# ``Y^T diag(r) Y`` are formed as ``Z^T Z`` with ``Z = diag(r)^1/2 Y``: numpy
+# hands a product of an array with its own transpose to BLAS's symmetric
+# routine (syrk, half a general product's arithmetic), and releases the GIL
+# while it runs, as scipy's own BLAS wrappers do not (the E-step's threads
+# would queue behind them); below, the extra pass costs more than it saves.
+# Per component and chunk, one thread, general / symmetric in us: 2048 rows
+# x 32 features 117 / 103, x 64 316 / 251, 4096 x 96 1277 / 907. Whole fits
+# ('full', 10 iterations from k-means, 2e4 rows, 1e4 at d=128), with the
+# temporaries in the workspace too, before / after, one thread: d=64 k=8
+# 0.99 / 0.90 s, d=96 k=4 0.92 / 0.81, d=128 k=4 0.70 / 0.60; two threads:
+# 0.55 / 0.49, 0.51 / 0.45, 0.43 / 0.38. (scipy's own syrk, and trmm for
+# (x - mu) U, took one thread's fits to 0.76 / 0.67 / 0.51 s, but hold the
+# GIL: on two threads they were slower than before.)
+DIRECT_SYMMETRIC_VALUES = 1 << 15
 
 _NO_WEIGHTS = np.empty(0)
 
@@ -464,17 +465,9 @@ class DenseKernel:
         y = ws.get("direct", x.size).reshape(x.shape)
         with np.errstate(over="ignore"):
             np.subtract(x, prep.model.means[j], out=y)
-            if (
-                y.size < DIRECT_HALF_PRODUCTS
-                or self.n_features < DIRECT_TRIANGULAR_FEATURES
-            ):
-                z = ws.get("direct_product", x.size).reshape(x.shape)
-                np.matmul(y, cholesky[j], out=z)
-                return prep.peaks[j] - 0.5 * np.einsum("md,md->m", z, z)
-            # U^T y^T in place: y^T (d, m) is in Fortran order, as BLAS wants.
-            z = blas.dtrmm(1.0, cholesky[j].T, y.T, lower=1, overwrite_b=1)
-            z *= z
-            return prep.peaks[j] - 0.5 * np.add.reduce(z, axis=0)
+            z = ws.get("direct_product", x.size).reshape(x.shape)
+            np.matmul(y, cholesky[j], out=z)
+            return prep.peaks[j] - 0.5 * np.einsum("md,md->m", z, z)
 
     def posterior(
         self, ws: Workspace, x: np.ndarray, prep: Prepared
@@ -526,16 +519,14 @@ class DenseKernel:
         np.subtract(x, center, out=y)
         out[0] += r.sum()
         out[1 : d + 1] += r @ y
-        if y.size < DIRECT_HALF_PRODUCTS:
+        if y.size < DIRECT_SYMMETRIC_VALUES:
             scaled = ws.get("direct_product", x.size).reshape(d, len(x))
             np.multiply(y.T, r, out=scaled)
             out[d + 1 :] += self.covariance.second_order_of(scaled @ y)
             return
-        # (r^1/2 y)^T (r^1/2 y), upper triangle only (all second_order_of
-        # reads); responsibilities and weights are never negative.
+        # Responsibilities and weights are never negative.
         y *= np.sqrt(r)[:, None]
-        scatter = blas.dsyrk(1.0, y.T)
-        out[d + 1 :] += self.covariance.second_order_of(scatter)
+        out[d + 1 :] += self.covariance.second_order_of(y.T @ y)
 
     def stats(
         self,

@@ -111,17 +111,6 @@ def test_second_order_of_a_scatter_matrix_is_the_sum_of_the_features(covariance,
     assert_allclose(covariance.second_order_of(y @ y.T), summed, rtol=1e-12)
 
 
-def test_second_order_of_reads_only_the_upper_triangle(covariance, rng):
-    # The direct form hands it BLAS's symmetric products (syrk), whose lower
-    # triangle is left unset.
-    matrix = random_spd(rng, N_FEATURES)
-    garbage = np.triu(matrix) + np.tril(rng.standard_normal(matrix.shape), -1)
-
-    assert_allclose(
-        covariance.second_order_of(garbage), covariance.second_order_of(matrix)
-    )
-
-
 def test_second_order_of_a_stack_of_matrices_is_taken_matrix_by_matrix(covariance, rng):
     # Used to move the statistics of every component to another centre at once.
     stack = np.stack([random_spd(rng, N_FEATURES) for _ in range(N_COMPONENTS)])

@@ -382,12 +382,12 @@ def test_direct_form_equals_the_feature_form(monkeypatch, covariance_type):
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_direct_form_with_half_products_equals_general_products(
+def test_direct_form_with_symmetric_products_equals_general_products(
     monkeypatch, covariance_type
 ):
-    """The direct form's triangular and symmetric BLAS products (above
-    DIRECT_HALF_PRODUCTS values per chunk) give the general products'
-    log-densities and statistics, weighted, for given labels too."""
+    """The direct form's symmetric moment products (above
+    DIRECT_SYMMETRIC_VALUES values per chunk) give the general products'
+    statistics, weighted, for given labels too."""
     monkeypatch.setenv("SKLEARN_EM_ENGINE", "numpy")
     monkeypatch.setattr(dense_module, "DIRECT_SECOND_ORDER", 0)
     model = random_model(covariance_type, n_components=3, n_features=7)
@@ -395,18 +395,16 @@ def test_direct_form_with_half_products_equals_general_products(
     w = np.random.RandomState(4).uniform(0.0, 2.0, len(X))
     labels = np.random.RandomState(5).randint(-1, 3, len(X))
 
-    def outcome(half_products):
-        monkeypatch.setattr(dense_module, "DIRECT_HALF_PRODUCTS", half_products)
-        monkeypatch.setattr(dense_module, "DIRECT_TRIANGULAR_FEATURES", 0)
+    def outcome(smallest):
+        monkeypatch.setattr(dense_module, "DIRECT_SYMMETRIC_VALUES", smallest)
         data = TrainingData(X, w, model.covariance, 3, chunk_size=300)
         assert data.dense.direct
-        return data.stats(model), data.log_prob(model), data.stats_given(labels=labels)
+        return data.stats(model), data.stats_given(labels=labels)
 
-    general, half = outcome(10**9), outcome(0)
-    assert_allclose(half[0].moments, general[0].moments, rtol=1e-12, atol=1e-9)
-    assert half[0].log_likelihood == pytest.approx(general[0].log_likelihood, 1e-13)
-    assert_allclose(half[1], general[1], rtol=1e-13)
-    assert_allclose(half[2].moments, general[2].moments, rtol=1e-12, atol=1e-9)
+    general, symmetric = outcome(10**9), outcome(0)
+    for got, want in zip(symmetric, general, strict=True):
+        assert_allclose(got.moments, want.moments, rtol=1e-12, atol=1e-9)
+        assert got.log_likelihood == pytest.approx(want.log_likelihood, 1e-13)
 
 
 def test_high_dimension_matches_sklearn_from_the_same_start():
