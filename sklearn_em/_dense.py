@@ -453,6 +453,15 @@ class DenseKernel:
             )
         return self._mend(ws, x, prep, out)
 
+    @staticmethod
+    def _centred(ws: Workspace, x: np.ndarray, point: np.ndarray) -> np.ndarray:
+        """``x - point`` in the workspace: a fresh temporary of a chunk's
+        size, above malloc's mmap threshold, would come as new pages to
+        fault in."""
+        y = ws.get("direct", x.size).reshape(x.shape)
+        np.subtract(x, point, out=y)
+        return y
+
     def _direct(self, ws, x, prep, j):
         """``log pi_j + log N_j(x)`` from ``|(x - mu_j) U_j|^2``."""
         cholesky = prep.cholesky
@@ -460,11 +469,8 @@ class DenseKernel:
             cholesky = self.covariance.cholesky_matrices(
                 prep.model.precisions_cholesky, self.n_components, self.n_features
             )
-        # Temporaries of a chunk's size in the workspace: fresh ones, above
-        # malloc's mmap threshold, would come as new pages to fault in.
-        y = ws.get("direct", x.size).reshape(x.shape)
         with np.errstate(over="ignore"):
-            np.subtract(x, prep.model.means[j], out=y)
+            y = self._centred(ws, x, prep.model.means[j])
             z = ws.get("direct_product", x.size).reshape(x.shape)
             np.matmul(y, cholesky[j], out=z)
             return prep.peaks[j] - 0.5 * np.einsum("md,md->m", z, z)
@@ -515,8 +521,7 @@ class DenseKernel:
         """Add ``[sum r, sum r y, second-order(sum r y y^T)]``, ``y = x - center``,
         to ``out`` without forming feature rows."""
         d = self.n_features
-        y = ws.get("direct", x.size).reshape(x.shape)  # see _direct
-        np.subtract(x, center, out=y)
+        y = self._centred(ws, x, center)
         out[0] += r.sum()
         out[1 : d + 1] += r @ y
         if y.size < DIRECT_SYMMETRIC_VALUES:
