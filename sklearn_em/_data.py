@@ -657,6 +657,38 @@ class TrainingData:
             )
         return model
 
+    def run(
+        self,
+        model: Mixture,
+        *,
+        lower_bound: float,
+        max_iter: int,
+        tol: float,
+        reg_covar: float | np.ndarray,
+        feature_variances: np.ndarray | None = None,
+    ):
+        """Up to ``max_iter`` EM iterations from ``model`` in one compiled
+        call (:meth:`._dense.DenseKernel.run`), where the compiled kernel
+        runs the E-step on one thread over complete rows; ``None`` elsewhere
+        (then :func:`._em.run_em` iterates itself)."""
+        if self.missing is not None or self.n_threads != 1:
+            return None
+        if self.dense.compiled is None or not self.X.flags.c_contiguous:
+            return None
+        return self.dense.run(
+            self._workspace(),
+            self.X,
+            self.sample_weight,
+            self.chunk_size,
+            self.total_weight,
+            self.dense.prepare(model),
+            lower_bound=lower_bound,
+            max_iter=max_iter,
+            tol=tol,
+            reg_covar=reg_covar,
+            feature_variances=feature_variances,
+        )
+
     def initialization_source(self, random_state) -> TrainingData:
         """The source that initialisations draw from: all of the data."""
         return self

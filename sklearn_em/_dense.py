@@ -129,6 +129,22 @@ class Prepared:
     w_single: np.ndarray | None = None
 
 
+@dataclass
+class CompiledRun:
+    """The outcome of :meth:`DenseKernel.run`: the lower bounds of the
+    iterations it ran, and either (``stats`` None) the model of its last
+    M-step, ``converged`` saying whether the run stopped on ``tol``, or the
+    statistics of its last E-step, whose M-step it left to the caller (not
+    the common case: a covariance not positive definite, one collapsed, one
+    too narrow for the feature rows), and ``model`` the model that entered
+    that iteration."""
+
+    model: Mixture
+    lower_bounds: list[float]
+    stats: SuffStats | None
+    converged: bool
+
+
 class Workspace:
     """Per-thread buffers for one chunk, grown on first use to the largest
     size asked: feature rows (about the common centre, and about a
@@ -339,18 +355,123 @@ class DenseKernel:
             # Components too narrow for the feature rows (M_STEP_LOCAL; for
             # float32 rows, reaching beyond MAX_EXPANSION_FLOAT32) leave the
             # next E-step's preparation to prepare().
-            self._next = Prepared(
+            self._next = self._prepared(
                 model,
                 w_matrix,
-                self._none,
                 peaks,
-                None,
-                self._common_centers,
-                bool(peaks.max() < SAFE_LOG),
-                self._ones,
                 self._single(w_matrix) if self.single else None,
             )
         return model
+
+    def _prepared(self, model, w_matrix, peaks, w_single) -> Prepared:
+        """What :meth:`prepare` makes for a model of the compiled M-step
+        that every component can take on the feature rows."""
+        return Prepared(
+            model,
+            w_matrix,
+            self._none,
+            peaks,
+            None,
+            self._common_centers,
+            bool(peaks.max() < SAFE_LOG),
+            self._ones,
+            w_single,
+        )
+
+    def run(
+        self,
+        ws: Workspace,
+        x: np.ndarray,
+        w: np.ndarray | None,
+        chunk_size: int,
+        total_weight: float,
+        prep: Prepared,
+        *,
+        lower_bound: float,
+        max_iter: int,
+        tol: float,
+        reg_covar: float | np.ndarray,
+        feature_variances: np.ndarray | None,
+    ) -> CompiledRun | None:
+        """EM iterations from ``prep``'s model in one compiled call
+        (E-step and M-step in a loop, :func:`._numba_kernels.em_rows`), for
+        all rows ``x`` (C-contiguous) on one thread; ``None`` where the
+        compiled kernel does not run them (no compiled kernel, components
+        about their own means, guarded squares, float32 rows in float64
+        arithmetic).
+
+        The same arithmetic, in the same order, as :meth:`stats` chunk by
+        chunk and :meth:`m_step`, without a return to Python per iteration
+        (on 1e4 rows an iteration's interpreter work was ~15% of it). It
+        stops where :func:`._em.run_em` would (``tol``, ``max_iter``) or at
+        an M-step that is not the common case, which it leaves to the
+        caller (see :class:`CompiledRun`).
+        """
+        kernels, covariance = self.compiled, self.covariance
+        if (
+            kernels is None
+            or covariance.m_step_kernel is None
+            or len(prep.local)
+            or self.guarded
+            or (self.single and prep.w_single is None)
+        ):
+            return None
+        k, d = self.n_components, self.n_features
+        if self.single:
+            center, arithmetic, w_start = self._center_single, np.float32, prep.w_single
+        else:
+            center, arithmetic, w_start = self.center, np.float64, prep.w_matrix
+        reg, b = kernels.em_buffers(
+            covariance.m_step_kernel, reg_covar, k, d, self.q, max_iter, arithmetic
+        )
+        b["w_arith"][0] = w_start
+        _, _, f, lp, scratch = self.compiled_operands(ws, prep, "scratch_block", 3)
+        moments = np.zeros((k, self.q))
+        # Every scalar in the type the kernels were compiled for (see
+        # ._engine._compile): another type would compile anew, in the fit.
+        n_iter, status, last, log_likelihood = kernels.em_rows(
+            x,
+            _NO_WEIGHTS if w is None else w,
+            int(chunk_size),
+            center,
+            self.center,
+            int(covariance.feature_layout),
+            f,
+            lp,
+            scratch,
+            moments,
+            reg,
+            _NO_WEIGHTS if feature_variances is None else feature_variances,
+            float(self.spread),
+            float(MAX_EXPANSION_FLOAT32 if self.single else self.max_expansion),
+            bool(covariance.m_step_kernel[1]),
+            float(total_weight),
+            float(tol),
+            float(lower_bound),
+            *(b[name] for name in kernels.EM_BUFFERS),
+        )
+        finished = status in (kernels.M_STEP_OK, kernels.EM_CONVERGED)
+        model = prep.model
+        if (n_iter if finished else n_iter - 1) > 0:  # an M-step was taken
+            final = covariance.shape(k, d)
+            model = Mixture(
+                b["weights"][last].copy(),
+                b["means"][last].copy(),
+                b["covariances"][last].reshape(final).copy(),
+                b["cholesky"][last].reshape(final).copy(),
+                covariance,
+            )
+        bounds = b["bounds"][:n_iter].tolist()
+        if not finished:
+            stats = SuffStats(moments, prep.centers, log_likelihood, total_weight)
+            return CompiledRun(model, bounds, stats, False)
+        self._next = self._prepared(
+            model,
+            b["w_matrix"][last].copy(),
+            b["peaks"][last].copy(),
+            b["w_arith"][last].copy() if self.single else None,
+        )
+        return CompiledRun(model, bounds, None, status == kernels.EM_CONVERGED)
 
     @staticmethod
     def _single(w_matrix: np.ndarray) -> np.ndarray | None:

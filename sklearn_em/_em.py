@@ -161,7 +161,8 @@ def run_em(
 
     ``source`` is a data source (see :mod:`._data`); only its ``stats``,
     ``worst_rows``, ``covariance`` and ``feature_variances`` are used, and
-    its ``m_step`` where it has one.
+    its ``m_step`` and ``run`` (iterations in one compiled call, only
+    without ``on_iteration``) where it has them.
 
     As in scikit-learn, the lower bound recorded at iteration ``i`` is the mean
     log-likelihood under the parameters *entering* that iteration, and the run
@@ -190,16 +191,45 @@ def run_em(
 
     if max_reseeds is None:
         max_reseeds = 2 * model.n_components
+    # Where nothing is asked of each iteration, a source may run iterations
+    # in one compiled call (see ._data.TrainingData.run).
+    compiled = getattr(source, "run", None) if on_iteration is None else None
     lower_bounds: list[float] = []
     converged = floored = False
     n_iter = n_reseeded = 0
-    for n_iter in range(1, max_iter + 1):
+    while n_iter < max_iter:
         previous = lower_bound
-        stats = source.stats(model)
+        stats = None
+        run = None
+        if compiled is not None:
+            run = compiled(
+                model,
+                lower_bound=lower_bound,
+                max_iter=max_iter - n_iter,
+                tol=tol,
+                reg_covar=reg_covar,
+                feature_variances=variances,
+            )
+        if run is not None:
+            n_iter += len(run.lower_bounds)
+            lower_bounds.extend(run.lower_bounds)
+            model, lower_bound = run.model, run.lower_bounds[-1]
+            if run.stats is None:
+                converged = run.converged
+                if converged:
+                    break
+                continue  # out of iterations
+            # Its last M-step is not the common case: taken below.
+            if len(run.lower_bounds) > 1:
+                previous = run.lower_bounds[-2]
+            stats = run.stats
+        else:
+            n_iter += 1
+            stats = source.stats(model)
+            lower_bound = stats.log_likelihood / stats.total_weight
+            lower_bounds.append(lower_bound)
         # Only a re-seed needs the old model again, and only for an E-step.
         model = model.without_covariances()
-        lower_bound = stats.log_likelihood / stats.total_weight
-        lower_bounds.append(lower_bound)
         repaired = False
         try:
             model = m_step(stats, reg_covar, variances)

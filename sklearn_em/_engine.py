@@ -179,6 +179,35 @@ def _compile(kernels: ModuleType, dtype) -> None:
             kernels.m_step(
                 kernel, moments, center[None], center, 0.0, scale, 1.0, 3, 1e6
             )
+        # Whole EM runs (two iterations from a unit Gaussian), in each
+        # arithmetic the rows may be computed in.
+        for arithmetic in {np.dtype(dtype), np.dtype(np.float64)}:
+            reg, b = kernels.em_buffers(kernel, 0.0, 1, 1, 3, 2, arithmetic)
+            b["w_arith"][0] = [-0.9189385332046727, 0.0, -0.5]
+            f = np.empty((3, kernels.BLOCK), dtype=arithmetic)
+            lp = np.empty((1, kernels.BLOCK), dtype=arithmetic)
+            scratch = np.empty((3, kernels.BLOCK), dtype=arithmetic)
+            kernels.em_rows(
+                np.array([[-1.0], [1.0]], dtype=dtype),
+                np.empty(0),
+                2,
+                center.astype(arithmetic),
+                center,
+                0,
+                f,
+                lp,
+                scratch,
+                np.zeros((1, 3)),
+                reg,
+                np.empty(0),
+                1.0,
+                1e6,
+                False,
+                2.0,
+                0.0,
+                -np.inf,
+                *(b[name] for name in kernels.EM_BUFFERS),
+            )
 
 
 def _load(dtype) -> ModuleType:

@@ -592,6 +592,15 @@ class _BaseMixture(_CallbackSupport, ClusterMixin, BaseEstimator):
         for name in ("_callback_init", "_callback_iter"):
             self.__dict__.pop(name, None)
 
+    def _iteration_hook(self):
+        """:meth:`_on_iteration`, or ``None`` where it would do nothing (no
+        progress bar, messages or callbacks): EM may then run its iterations
+        without returning to Python after each (see :func:`._em.run_em`)."""
+        quiet = not self.verbose and getattr(self, "_progress_bar", None) is None
+        if quiet and getattr(self, "_callback_init", None) is None:
+            return None
+        return self._on_iteration
+
     def _on_iteration(self, n_iter, change, lower_bound):
         """After each iteration: progress, messages and callbacks; True stops."""
         self._print_iteration(n_iter, change, lower_bound)
@@ -947,7 +956,7 @@ class GaussianMixture(_BaseMixture):
                 max_iter=self.max_iter,
                 reg_covar=self.reg_covar,
                 lower_bound=start_bound,
-                on_iteration=self._on_iteration,
+                on_iteration=self._iteration_hook(),
             )
             if self.max_iter > 0:
                 self._print_init_end(result.lower_bound, result.converged)

@@ -792,6 +792,21 @@ def m_step_vector(  # pragma: no cover - compiled
     return status
 
 
+def _m_step_layout(kernel, reg_covar, k: int, d: int):
+    """The compiled M-step ``kernel``'s function, the shape of its
+    covariances and their factors ((k or 1, d, d) or (k, d or 1)), and the
+    regularisation (d,) it takes."""
+    name, variant = kernel
+    reg = np.asarray(reg_covar, dtype=np.float64)
+    if name == "m_step_matrix":
+        function, shape = m_step_matrix, (1 if variant else k, d, d)
+    else:
+        function, shape = m_step_vector, (k, 1 if variant else d)
+        if variant:
+            reg = np.mean(reg)  # a per-feature regularisation acts through its mean
+    return function, shape, np.full(d, reg) if reg.ndim == 0 else reg
+
+
 def m_step(kernel, moments, centers, center, reg_covar, scale, spread, n_terms, limit):
     """Run the compiled M-step ``kernel`` (a covariance type's
     ``m_step_kernel``: :func:`m_step_matrix` or :func:`m_step_vector` and
@@ -801,28 +816,21 @@ def m_step(kernel, moments, centers, center, reg_covar, scale, spread, n_terms, 
     peaks)``; ``covariances`` and ``cholesky`` in the kernel's shape
     ((k or 1, d, d) or (k, d or 1)), for the caller to reshape to the type's.
     """
-    name, variant = kernel
     k, d = centers.shape
-    reg = np.asarray(reg_covar, dtype=np.float64)
-    if name == "m_step_matrix":
-        shape = (1 if variant else k, d, d)
-    else:
-        shape = (k, 1 if variant else d)
-        if variant:
-            reg = np.mean(reg)  # a per-feature regularisation acts through its mean
+    function, shape, reg = _m_step_layout(kernel, reg_covar, k, d)
     weights, peaks = np.empty(k), np.empty(k)
     means = np.empty((k, d))
     covariances, cholesky = np.empty(shape), np.empty(shape)
     w_matrix = np.empty((k, n_terms))
-    status = (m_step_matrix if name == "m_step_matrix" else m_step_vector)(
+    status = function(
         moments,
         np.ascontiguousarray(centers),
         center,
-        np.full(d, reg) if reg.ndim == 0 else reg,
+        reg,
         scale,
         spread,
         limit,
-        variant,
+        kernel[1],
         weights,
         means,
         covariances,
@@ -831,6 +839,189 @@ def m_step(kernel, moments, centers, center, reg_covar, scale, spread, n_terms, 
         peaks,
     )
     return status, weights, means, covariances, cholesky, w_matrix, peaks
+
+
+# -- whole EM runs (see ._dense.DenseKernel.run) --
+
+# How a run of em_rows ended, beside the M_STEP_* statuses of
+# an M-step it could not take: converged, or a model whose log-density
+# weights do not fit the rows' float32 arithmetic.
+EM_CONVERGED, EM_NOT_SINGLE = -1, 4
+
+
+@_jit
+def _arithmetic_weights(w_matrix, out):  # pragma: no cover - compiled
+    """``out[:] = w_matrix`` in ``out``'s dtype; False where a value is not
+    finite there (a float32 overflow)."""
+    for j in range(w_matrix.shape[0]):
+        for c in range(w_matrix.shape[1]):
+            out[j, c] = w_matrix[j, c]
+            if not np.isfinite(out[j, c]):
+                return False
+    return True
+
+
+def _m_step_of(moments, centers, center, reg, scale, spread, limit, variant,
+               weights, means, covariances, cholesky, w_matrix, peaks):  # fmt: skip
+    """:func:`m_step_matrix` for covariances (k or 1, d, d), else
+    :func:`m_step_vector` (picked at typing: a function passed as an
+    argument would keep its caller out of the disk cache)."""
+
+
+@overload(_m_step_of)
+def _m_step_by_rank(moments, centers, center, reg, scale, spread, limit,
+                    variant, weights, means, covariances, cholesky, w_matrix,
+                    peaks):  # fmt: skip
+    kernel = m_step_matrix if covariances.ndim == 3 else m_step_vector
+
+    def implementation(moments, centers, center, reg, scale, spread, limit,
+                       variant, weights, means, covariances, cholesky,
+                       w_matrix, peaks):  # fmt: skip
+        return kernel(moments, centers, center, reg, scale, spread, limit,
+                      variant, weights, means, covariances, cholesky,
+                      w_matrix, peaks)  # fmt: skip
+
+    return implementation
+
+
+@_jit_exact
+def _sum_of(a, b):  # pragma: no cover - compiled
+    """``a + b``, never reassociated with the sums around it."""
+    return a + b
+
+
+@_jit_exact
+def _ratio_of(a, b):  # pragma: no cover - compiled
+    """``a / b``, a true division (not by a reciprocal hoisted out of a
+    loop)."""
+    return a / b
+
+
+@_jit
+def em_rows(  # pragma: no cover - compiled
+    x,
+    w,
+    chunk,
+    center,
+    center64,
+    kind,
+    f,
+    lp,
+    scratch,
+    moments,
+    reg,
+    scale,
+    spread,
+    limit,
+    variant,
+    total_weight,
+    tol,
+    lower_bound,
+    bounds,
+    weights,
+    means,
+    covariances,
+    cholesky,
+    w_matrix,
+    w_arith,
+    peaks,
+):
+    """EM iterations from the model whose log-density weights are
+    ``w_arith[0]``: the E-step of :func:`stats_rows` over chunks of ``chunk``
+    rows (summed as :meth:`._data.TrainingData.stats` sums them) and the
+    M-step of the covariances' shape (:func:`_m_step_of`), into the other
+    half of the double buffers
+    (leading axis 2: the model entering an iteration stays intact).
+
+    Stops after ``bounds.shape[0]`` iterations, when the mean log-likelihood
+    changes by less than ``tol``, or at an M-step that is not the common
+    case. Returns ``(iterations, status, set, log_likelihood)``: ``status``
+    ``M_STEP_OK`` (out of iterations), ``EM_CONVERGED``, or why the last
+    iteration's M-step was not taken (its statistics are in ``moments``);
+    ``set`` the half holding the last model taken; ``log_likelihood`` the
+    last E-step's sum."""
+    n = x.shape[0]
+    k, d = moments.shape[0], center64.shape[0]
+    centers = np.empty((k, d))
+    for j in range(k):
+        centers[j] = center64
+    current = 0
+    total = 0.0
+    for it in range(bounds.shape[0]):
+        moments[:] = 0.0
+        total = 0.0
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            # As Python adds the chunks' sums (see the docstring).
+            total = _sum_of(
+                total,
+                stats_rows(
+                    x[start:stop],
+                    w[start:stop],
+                    center,
+                    w_arith[current],
+                    kind,
+                    moments,
+                    f,
+                    lp,
+                    scratch,
+                ),
+            )
+        bound = _ratio_of(total, total_weight)
+        bounds[it] = bound
+        following = 1 - current
+        status = _m_step_of(
+            moments,
+            centers,
+            center64,
+            reg,
+            scale,
+            spread,
+            limit,
+            variant,
+            weights[following],
+            means[following],
+            covariances[following],
+            cholesky[following],
+            w_matrix[following],
+            peaks[following],
+        )
+        if status != M_STEP_OK:
+            return it + 1, status, current, total
+        if not _arithmetic_weights(w_matrix[following], w_arith[following]):
+            return it + 1, EM_NOT_SINGLE, current, total
+        current = following
+        if abs(bound - lower_bound) < tol:
+            return it + 1, EM_CONVERGED, current, total
+        lower_bound = bound
+    return bounds.shape[0], M_STEP_OK, current, total
+
+
+# The double buffers of em_rows, in the order it takes them.
+EM_BUFFERS = (
+    "bounds", "weights", "means", "covariances", "cholesky", "w_matrix", "w_arith",
+    "peaks",
+)  # fmt: skip
+
+
+def em_buffers(kernel, reg_covar, k: int, d: int, q: int, max_iter: int, arithmetic):
+    """The regularisation that :func:`em_rows` takes for the M-step
+    ``kernel``, and its double buffers (leading axis 2), a dict of
+    :data:`EM_BUFFERS`: ``covariances`` and ``cholesky`` in the kernel's
+    shape, ``w_arith`` the log-density weights in ``arithmetic``, ``bounds``
+    (max_iter,)."""
+    _, shape, reg = _m_step_layout(kernel, reg_covar, k, d)
+    buffers = {
+        "bounds": np.empty(max_iter),
+        "weights": np.empty((2, k)),
+        "means": np.empty((2, k, d)),
+        "covariances": np.empty((2, *shape)),
+        "cholesky": np.empty((2, *shape)),
+        "w_matrix": np.empty((2, k, q)),
+        "w_arith": np.empty((2, k, q), dtype=arithmetic),
+        "peaks": np.empty((2, k)),
+    }
+    return reg, buffers
 
 
 # -- scikit-learn's k-means, for the default initialisation (see ._kmeans) --

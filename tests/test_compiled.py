@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 import pytest
-from _helpers import COVARIANCE_TYPES
+from _helpers import COVARIANCE_TYPES, collapsing_spike
 from numpy.testing import assert_allclose, assert_array_equal
 from test_engine import random_model
 
@@ -660,3 +660,154 @@ def test_m_step_of_a_narrow_component_leaves_preparation_to_numpy():
     # the rounding of those.
     assert_allclose(got.covariances, want.covariances, rtol=0, atol=1e-15)
     assert_same_stats(reference.stats(want), compiled.stats(got), rtol=1e-9)
+
+
+COMPILED_RUN = TrainingData.run
+
+
+def fits_with_and_without_compiled_runs(monkeypatch, X, w=None, **params):
+    """The same fit on the compiled engine with EM's iterations run in one
+    compiled call where the source can (:meth:`TrainingData.run`), and with
+    run_em's own loop throughout; and what ``run`` returned each time."""
+    runs = []
+
+    def spy(self, model, **kwargs):
+        runs.append(COMPILED_RUN(self, model, **kwargs))
+        return runs[-1]
+
+    fits = []
+    with config_context(engine="numba"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for run in (spy, lambda self, model, **kwargs: None):
+            monkeypatch.setattr(TrainingData, "run", run)
+            fits.append(GaussianMixture(**params).fit(X, sample_weight=w))
+    return *fits, runs, [str(c.message) for c in caught]
+
+
+def assert_identical_fits(got, want):
+    assert got.n_iter_ == want.n_iter_ and got.converged_ == want.converged_
+    assert got.lower_bounds_per_init_ == want.lower_bounds_per_init_
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        assert_array_equal(getattr(got, name), getattr(want, name))
+    assert_array_equal(got.labels_, want.labels_)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_compiled_em_runs_equal_run_ems_loop_bit_for_bit(
+    monkeypatch, covariance_type, dtype, weighted
+):
+    """E-steps over the source's chunks, M-steps and the convergence test in
+    one compiled call: the same lower bounds, parameters and stopping point
+    as run_em's loop of compiled E- and M-steps, to the last bit (float32
+    rows in float32 arithmetic included)."""
+    X, _ = make_three_gaussians(3_000, random_state=0)
+    w = np.random.RandomState(1).uniform(0, 3, len(X)) if weighted else None
+    got, want, runs, _ = fits_with_and_without_compiled_runs(
+        monkeypatch,
+        X.astype(dtype),
+        w,
+        n_components=3,
+        covariance_type=covariance_type,
+        random_state=0,
+        tol=1e-6,
+        max_iter=300,
+        chunk_size=700,  # four chunks, the last ragged
+    )
+    assert_identical_fits(got, want)
+    # One call ran the whole fit, and stopped where run_em would have.
+    assert len(runs) == 1 and runs[0].stats is None
+    assert runs[0].converged and len(runs[0].lower_bounds) == got.n_iter_
+
+
+def test_a_narrow_start_takes_run_ems_loop_then_compiled_runs_take_over(
+    monkeypatch,
+):
+    """A spike too narrow for the feature rows: its E-step is run_em's
+    (about the spike's own mean), and once it is re-seeded the rest of the
+    fit runs in one compiled call; the fit is the one of run_em's loop."""
+    X, params = collapsing_spike()
+    got, want, runs, messages = fits_with_and_without_compiled_runs(
+        monkeypatch, X, n_components=3, **params
+    )
+    assert_identical_fits(got, want)
+    assert sum("re-seeded" in m for m in messages) == 2  # once per fit
+    assert runs[0] is None and len(runs) == 2
+    assert runs[1].converged and len(runs[1].lower_bounds) == got.n_iter_ - 1
+
+
+def test_a_component_narrowing_mid_run_hands_the_rest_to_run_ems_loop(monkeypatch):
+    """A tight cluster far out (std 1e-4 at 30 standard deviations): from a
+    broad random start the compiled run goes on until the M-step whose
+    component is too narrow for the feature rows, and stops there; run_em
+    takes that M-step and the E-steps about the component's own mean."""
+    rng = np.random.RandomState(0)
+    X = np.vstack(
+        [rng.randn(300, 2), rng.randn(300, 2) + [0, 8], 1e-4 * rng.randn(60, 2) + 30]
+    )
+    got, want, runs, _ = fits_with_and_without_compiled_runs(
+        monkeypatch, X, n_components=3, init_params="random", random_state=0
+    )
+    assert_identical_fits(got, want)
+    assert got.converged_ and got.covariances_.min() < 1e-7
+    assert runs[0].stats is not None and runs[1:] == [None] * (len(runs) - 1)
+    assert len(runs[0].lower_bounds) + len(runs) - 1 == got.n_iter_
+
+
+def test_compiled_runs_hand_collapses_to_run_em_which_reseeds_or_gives_up(
+    monkeypatch,
+):
+    """30 copies of one row and reg_covar=0: components collapse onto them
+    in the middle of compiled runs, which stop at those M-steps; run_em
+    re-seeds them (and compiled runs continue) until it gives up (2k
+    re-seeds), with the same warnings and error as its own loop alone."""
+    rng = np.random.RandomState(0)
+    X = np.vstack(
+        [rng.randn(200, 2), np.tile([[5.0, 5.0]], (30, 1)), rng.randn(200, 2) + [0, 8]]
+    )
+    runs = []
+
+    def spy(self, model, **kwargs):
+        runs.append(COMPILED_RUN(self, model, **kwargs))
+        return runs[-1]
+
+    outcomes = []
+    params = dict(reg_covar=0.0, init_params="random", max_iter=300, random_state=0)
+    for run in (spy, lambda self, model, **kwargs: None):
+        monkeypatch.setattr(TrainingData, "run", run)
+        with (
+            config_context(engine="numba"),
+            warnings.catch_warnings(record=True) as caught,
+        ):
+            warnings.simplefilter("always")
+            with pytest.raises(ValueError, match="ill-defined") as error:
+                GaussianMixture(4, **params).fit(X)
+        outcomes.append((str(error.value), [str(c.message) for c in caught]))
+    assert outcomes[0] == outcomes[1]
+    stopped = [r for r in runs if r is not None and r.stats is not None]
+    assert len(stopped) >= 2
+
+
+def test_compiled_em_runs_stop_where_max_iter_says(monkeypatch):
+    X, _ = make_three_gaussians(2_000, random_state=0)
+    for max_iter in (1, 2, 7):
+        got, want, runs, _ = fits_with_and_without_compiled_runs(
+            monkeypatch, X, n_components=3, max_iter=max_iter, tol=0.0, random_state=0
+        )
+        assert_identical_fits(got, want)
+        assert got.n_iter_ == max_iter and not got.converged_
+        assert not runs[-1].converged and len(runs[-1].lower_bounds) == max_iter
+
+
+def test_iterations_with_messages_or_a_progress_bar_stay_in_run_ems_loop(
+    monkeypatch, capsys
+):
+    """verbose prints every iteration: nothing is run in one compiled call."""
+    X, _ = make_three_gaussians(2_000, random_state=0)
+    got, want, runs, _ = fits_with_and_without_compiled_runs(
+        monkeypatch, X, n_components=3, random_state=0, verbose=2, verbose_interval=1
+    )
+    assert runs == []
+    assert_identical_fits(got, want)
+    assert capsys.readouterr().out.count("Iteration") == 2 * got.n_iter_

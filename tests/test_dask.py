@@ -395,6 +395,9 @@ def test_fit_survives_a_killed_worker(cluster):
         killed = threading.Event()
 
         class KillDuringThirdPass(GaussianMixture):
+            def _iteration_hook(self):
+                return self._on_iteration  # even with nothing to print
+
             def _print_iteration(self, n_iter, change, lower_bound):
                 if n_iter == 2 and not killed.is_set():
 
