@@ -93,6 +93,9 @@ DIRECT_SYMMETRIC_VALUES = 1 << 15
 
 _NO_WEIGHTS = np.empty(0)
 
+# EM iterations of one compiled call of DenseKernel.run at most.
+RUN_ITERATIONS = 256
+
 
 def uses_direct(covariance: Covariance, n_features: int) -> bool:
     """Whether the kernel works without feature rows (see DIRECT_SECOND_ORDER)."""
@@ -417,6 +420,9 @@ class DenseKernel:
         ):
             return None
         k, d = self.n_components, self.n_features
+        # The lower bounds of a call are a buffer of its iterations: bounded,
+        # whatever max_iter is (run_em calls again for the rest).
+        max_iter = min(max_iter, RUN_ITERATIONS)
         if self.single:
             center, arithmetic, w_start = self._center_single, np.float32, prep.w_single
         else:

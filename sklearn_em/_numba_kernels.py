@@ -77,6 +77,12 @@ _jit = numba.njit(
 _jit_exact = numba.njit(
     nogil=True, cache=True, error_model="numpy", fastmath={"contract"}
 )
+# The M-step: loops over a few components and features, nothing to
+# vectorise, and compiled without reassociation so that its arithmetic is
+# the same inlined into em_rows as called on its own (em_rows is bit for bit
+# run_em's loop of stats_rows and m_step; with reassociation, 'tied' came
+# out one ulp apart).
+_jit_step = _jit_exact
 
 
 @_jit_exact
@@ -539,7 +545,7 @@ M_STEP_OK, M_STEP_ILL_DEFINED, M_STEP_COLLAPSED, M_STEP_LOCAL = 0, 1, 2, 3
 _TEN_EPS = 10.0 * np.finfo(np.float64).eps
 
 
-@_jit
+@_jit_step
 def _estimates(moments, centers, center, nk, means, centred):  # pragma: no cover
     """``nk`` (with scikit-learn's ``10 eps``), the means, and the means
     about ``center`` (what the log-density weights are expanded about);
@@ -555,7 +561,7 @@ def _estimates(moments, centers, center, nk, means, centred):  # pragma: no cove
     return total
 
 
-@_jit
+@_jit_step
 def _verdict(centred_j, spread, largest, scaled, checked, limit):  # pragma: no cover
     """One component's status: collapsed (its precision, scaled by the
     features' variances, beyond ``MAX_RELATIVE_PRECISION``; only where
@@ -570,7 +576,7 @@ def _verdict(centred_j, spread, largest, scaled, checked, limit):  # pragma: no 
     return M_STEP_LOCAL if reach * largest > limit else M_STEP_OK
 
 
-@_jit
+@_jit_step
 def _inverse_cholesky(cov, u, low):  # pragma: no cover - compiled
     """``u = inv(L).T`` (upper) for ``cov = L L^T``, ``low`` (d, d) scratch;
     False where ``cov`` is not positive definite (or not finite)."""
@@ -598,7 +604,7 @@ def _inverse_cholesky(cov, u, low):  # pragma: no cover - compiled
     return True
 
 
-@_jit
+@_jit_step
 def _matrix_weights(u, centred_j, scale, w_row, precision):  # pragma: no cover
     """One component's log-density weights ``[constant, P mu, packed -P/2]``
     (the constant without its peak), from ``u`` with ``P = u u^T``; returns
@@ -636,7 +642,7 @@ def _matrix_weights(u, centred_j, scale, w_row, precision):  # pragma: no cover
     return log_det, squares, scaled
 
 
-@_jit
+@_jit_step
 def m_step_matrix(  # pragma: no cover - compiled
     moments,
     centers,
@@ -715,7 +721,7 @@ def m_step_matrix(  # pragma: no cover - compiled
     return status
 
 
-@_jit
+@_jit_step
 def m_step_vector(  # pragma: no cover - compiled
     moments,
     centers,

@@ -811,3 +811,20 @@ def test_iterations_with_messages_or_a_progress_bar_stay_in_run_ems_loop(
     assert runs == []
     assert_identical_fits(got, want)
     assert capsys.readouterr().out.count("Iteration") == 2 * got.n_iter_
+
+
+def test_long_runs_take_several_compiled_calls_of_bounded_memory(monkeypatch):
+    """A call's lower bounds are a buffer of its iterations, so a call runs
+    at most RUN_ITERATIONS of them (max_iter may be huge); run_em calls
+    again for the rest, and the fit is the same."""
+    from sklearn_em import _dense
+
+    monkeypatch.setattr(_dense, "RUN_ITERATIONS", 3)
+    X, _ = make_three_gaussians(2_000, random_state=0)
+    got, want, runs, _ = fits_with_and_without_compiled_runs(
+        monkeypatch, X, n_components=3, tol=1e-10, max_iter=10**9, random_state=0
+    )
+    assert_identical_fits(got, want)
+    assert got.converged_ and got.n_iter_ > 6
+    assert [len(r.lower_bounds) for r in runs[:-1]] == [3] * (len(runs) - 1)
+    assert runs[-1].converged and not any(r.converged for r in runs[:-1])
