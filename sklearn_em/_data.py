@@ -413,7 +413,14 @@ class TrainingData:
             min(chunk_size or default_chunk_size(width, n_components), self.n_samples),
         )
         direct = uses_direct(covariance, self.n_features)
-        compiled = _engine.select(X.dtype, self.n_samples, n_components * q, direct)
+        compiled = _engine.select(
+            X.dtype,
+            self.n_samples,
+            n_components * q,
+            direct,
+            # Chunks of a C-ordered X reach the kernels as they are.
+            readonly=X.flags.c_contiguous and not X.flags.writeable,
+        )
         arithmetic = X.dtype
         if X.dtype == np.float32 and compiled is not None and self.n_samples:
             if largest is None:

@@ -400,8 +400,9 @@ class DenseKernel:
         (E-step and M-step in a loop, :func:`._numba_kernels.em_rows`), for
         all rows ``x`` (C-contiguous) on one thread; ``None`` where the
         compiled kernel does not run them (no compiled kernel, components
-        about their own means, guarded squares, float32 rows in float64
-        arithmetic).
+        about their own means, guarded squares, or float32 rows whose
+        arithmetic is float32 but whose model's log-density weights do not
+        fit it).
 
         The same arithmetic, in the same order, as :meth:`stats` chunk by
         chunk and :meth:`m_step`, without a return to Python per iteration

@@ -6,8 +6,8 @@ fixed costs that a fit must never pay where it would not win them back:
 * importing numba and loading the kernels from numba's disk cache takes
   0.5 s in a fresh process (0.25 s of it ``import numba``, 1.2 s when numba's
   files are not in the OS cache);
-* compiling them, once per machine, takes 8.5 s
-  (``benchmarks/bench_engine_load.py``).
+* compiling them, once per machine, takes ~16 s for float64 rows, half of
+  it the whole-run loop ``em_rows`` (``benchmarks/bench_engine_load.py``).
 
 So the engine is chosen per data source, by these rules:
 
@@ -138,11 +138,19 @@ _warming: threading.Thread | None = None
 _failed: list = []
 
 
-def _compile(kernels: ModuleType, dtype) -> None:
+def _compile(kernels: ModuleType, dtype, readonly: bool = False) -> None:
     """Compile (or load from disk) every kernel for rows of ``dtype``, by
     calling each on a few rows: float64 rows in float64 arithmetic, float32
-    rows in float32 and in float64 (see :class:`._dense.DenseKernel`)."""
-    x = np.zeros((2, 1), dtype=dtype)
+    rows in float32 and in float64 (see :class:`._dense.DenseKernel`).
+    ``readonly``: rows in read-only memory (a memory map, or what joblib
+    hands its workers), which numba compiles separately."""
+
+    def rows(values) -> np.ndarray:
+        out = np.array(values, dtype=dtype)
+        out.setflags(write=not readonly)
+        return out
+
+    x = rows(np.zeros((2, 1)))
     center = np.zeros(1)
     for arithmetic in {np.dtype(dtype), np.dtype(np.float64)}:
         f = np.empty((3, kernels.BLOCK), dtype=arithmetic)
@@ -188,7 +196,7 @@ def _compile(kernels: ModuleType, dtype) -> None:
             lp = np.empty((1, kernels.BLOCK), dtype=arithmetic)
             scratch = np.empty((3, kernels.BLOCK), dtype=arithmetic)
             kernels.em_rows(
-                np.array([[-1.0], [1.0]], dtype=dtype),
+                rows([[-1.0], [1.0]]),
                 np.empty(0),
                 2,
                 center.astype(arithmetic),
@@ -210,24 +218,30 @@ def _compile(kernels: ModuleType, dtype) -> None:
             )
 
 
-def _load(dtype) -> ModuleType:
-    """The kernels module with the kernels for ``dtype`` compiled."""
+def _flavour(dtype, readonly: bool) -> str:
+    """The name under which the kernels for such rows are loaded."""
+    return np.dtype(dtype).name + ("-readonly" if readonly else "")
+
+
+def _load(dtype, readonly: bool = False) -> ModuleType:
+    """The kernels module with the kernels for ``dtype`` rows (read-only
+    ones where ``readonly``) compiled."""
     global _kernels
     with _lock:
         if _kernels is None:
             from . import _numba_kernels
 
             _kernels = _numba_kernels
-        key = np.dtype(dtype).name
+        key = _flavour(dtype, readonly)
         if key not in _ready:
-            _compile(_kernels, dtype)
+            _compile(_kernels, dtype, readonly)
             _ready.add(key)
         return _kernels
 
 
-def _load_in_background(dtype) -> None:
+def _load_in_background(dtype, readonly: bool) -> None:
     try:
-        _load(dtype)
+        _load(dtype, readonly)
     except Exception as error:
         # A kernel that cannot be built (a numba that does not support this
         # platform, say) must not break anything: 'auto' stays on numpy, and
@@ -235,27 +249,28 @@ def _load_in_background(dtype) -> None:
         _failed.append(error)
 
 
-def _warm_up(dtype) -> None:
+def _warm_up(dtype, readonly: bool = False) -> None:
     global _warming
     with _warm_lock:
         if _failed or (_warming is not None and _warming.is_alive()):
             return
         _warming = threading.Thread(
             target=_load_in_background,
-            args=(dtype,),
+            args=(dtype, readonly),
             name="sklearn_em-compile",
             daemon=True,
         )
         _warming.start()
 
 
-def preload(dtype=np.float64) -> None:
-    """Load the compiled kernels for ``dtype`` now, where the engine setting
-    may use them (numba installed, engine not ``'numpy'``), and wait for any
-    background load: afterwards no fit starts one (tests that trace memory
-    allocations need that)."""
+def preload(dtype=np.float64, readonly: bool = False) -> None:
+    """Load the compiled kernels for ``dtype`` rows (read-only ones where
+    ``readonly``) now, where the engine setting may use them (numba
+    installed, engine not ``'numpy'``), and wait for any background load:
+    afterwards no fit starts one (tests that trace memory allocations need
+    that)."""
     if get_config()["engine"] != "numpy" and numba_installed():
-        _load(dtype)
+        _load(dtype, readonly)
     wait_for_warm_up()
 
 
@@ -313,6 +328,7 @@ def select(
     n_rows: int,
     products: int,
     direct: bool,
+    readonly: bool = False,
 ) -> ModuleType | None:
     """The compiled kernels to use for a source, or ``None`` for numpy.
 
@@ -326,6 +342,9 @@ def select(
         Components times feature rows, ``k * q``.
     direct : bool
         Whether the numpy kernel works without feature rows (large ``d``).
+    readonly : bool, default=False
+        Whether the rows are in read-only memory: numba compiles its kernels
+        for those apart, and ``'auto'`` waits for them as for a dtype.
     """
     engine = get_config()["engine"]
     if engine == "numpy":
@@ -336,13 +355,12 @@ def select(
             raise ImportError(
                 "engine='numba' needs numba: pip install 'sklearn-em[fast]'."
             )
-        return _load(dtype) if applies else None
+        return _load(dtype, readonly) if applies else None
     if not applies or not numba_installed():
         return None
-    key = np.dtype(dtype).name
     pinned = _pinned.get()
-    if key in (_ready if pinned is None else pinned):
+    if _flavour(dtype, readonly) in (_ready if pinned is None else pinned):
         return _kernels
     if n_rows * products >= WARM_UP_WORK:
-        _warm_up(dtype)
+        _warm_up(dtype, readonly)
     return None

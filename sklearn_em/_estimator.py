@@ -602,7 +602,9 @@ class _BaseMixture(_CallbackSupport, ClusterMixin, BaseEstimator):
         return self._on_iteration
 
     def _on_iteration(self, n_iter, change, lower_bound):
-        """After each iteration: progress, messages and callbacks; True stops."""
+        """After each iteration: progress, messages and callbacks; True stops.
+        Called only where :meth:`_iteration_hook` hands it to EM (a subclass
+        that needs it on every iteration overrides that too)."""
         self._print_iteration(n_iter, change, lower_bound)
         init = getattr(self, "_callback_init", None)
         if init is None:

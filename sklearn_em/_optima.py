@@ -772,7 +772,9 @@ def _short_runs(search, runs, reg_covar, n_iter, tol=0.0) -> list[EMResult]:
 
     On the compiled kernel, whose E-steps share nothing between runs, each
     run's iterations go in one compiled call instead (:func:`._em.run_em`,
-    see :meth:`._data.TrainingData.run`): the same runs to the last bit."""
+    see :meth:`._data.TrainingData.run`): to the last bit what run_em's own
+    loop gives each run alone (one ulp away from this loop over all runs,
+    where every run but the last M-step's was prepared anew by numpy)."""
     if search.dense.compiled is not None:
         return _continued(search, runs, reg_covar, n_iter, tol)
     models = [run.model for run in runs]

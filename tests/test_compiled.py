@@ -339,15 +339,22 @@ def test_auto_never_waits_for_the_compiler(monkeypatch):
     background for later fits, only for E-steps big enough to matter."""
     started = []
     monkeypatch.setattr(engine, "_ready", set())
-    monkeypatch.setattr(engine, "_warm_up", started.append)
+    monkeypatch.setattr(engine, "_warm_up", lambda *args: started.append(args))
     with config_context(engine="auto"):
         assert engine.select(np.float64, 1_000, 18, direct=False) is None
         assert started == []
         assert engine.select(np.float64, 10**7, 18, direct=False) is None
-        assert started == [np.float64]
+        assert started == [(np.float64, False)]
     monkeypatch.setattr(engine, "_ready", {"float64"})
     with config_context(engine="auto"):
         assert engine.select(np.float64, 1_000, 18, direct=False) is kernels
+        # Rows in read-only memory need kernels of their own (numba types
+        # them apart): not loaded yet, so numpy, and loaded in the background.
+        assert engine.select(np.float64, 10**7, 18, False, readonly=True) is None
+        assert started[-1] == (np.float64, True)
+    monkeypatch.setattr(engine, "_ready", {"float64", "float64-readonly"})
+    with config_context(engine="auto"):
+        assert engine.select(np.float64, 1_000, 18, False, readonly=True) is kernels
 
 
 def test_auto_does_not_wait_for_a_load_in_progress(monkeypatch):
@@ -356,7 +363,9 @@ def test_auto_does_not_wait_for_a_load_in_progress(monkeypatch):
     monkeypatch.setattr(engine, "_ready", set())
     monkeypatch.setattr(engine, "_warming", None)
     started, chosen = [], []
-    monkeypatch.setattr(engine, "_load_in_background", started.append)
+    monkeypatch.setattr(
+        engine, "_load_in_background", lambda *args: started.append(args)
+    )
 
     def fit_starts():
         with config_context(engine="auto"):
@@ -370,11 +379,11 @@ def test_auto_does_not_wait_for_a_load_in_progress(monkeypatch):
         assert not thread.is_alive(), "select waited for the compiling thread"
     engine.wait_for_warm_up()
     assert chosen == [None]
-    assert started == [np.float64]
+    assert started == [(np.float64, False)]
 
 
 def test_a_failed_background_load_leaves_auto_on_numpy(monkeypatch):
-    def broken(dtype):
+    def broken(dtype, readonly=False):
         raise RuntimeError("no compiler for this platform")
 
     monkeypatch.setattr(engine, "_ready", set())
@@ -693,6 +702,37 @@ def assert_identical_fits(got, want):
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize(
+    "n_features, n_components",
+    # 5 x 8 full or tied: k q = 168 > GEMM_PRODUCTS, blocks go to BLAS.
+    [(1, 1), (1, 4), (5, 8)],
+)
+def test_compiled_em_runs_equal_run_ems_loop_in_other_shapes(
+    monkeypatch, covariance_type, n_features, n_components
+):
+    """One feature, one component, products handed to BLAS, and rows of
+    zero weight: still run_em's loop to the last bit."""
+    rng = np.random.RandomState(3)
+    model = random_model(covariance_type, n_features=n_features)
+    X = model.sample(rng, 2_500)[0]
+    w = rng.uniform(0, 2, len(X))
+    w[::7] = 0.0
+    got, want, runs, _ = fits_with_and_without_compiled_runs(
+        monkeypatch,
+        X,
+        w,
+        n_components=n_components,
+        covariance_type=covariance_type,
+        random_state=0,
+        tol=1e-7,
+        max_iter=200,
+        chunk_size=600,
+    )
+    assert_identical_fits(got, want)
+    assert runs and all(r is not None for r in runs)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_compiled_em_runs_equal_run_ems_loop_bit_for_bit(
@@ -828,3 +868,23 @@ def test_long_runs_take_several_compiled_calls_of_bounded_memory(monkeypatch):
     assert got.converged_ and got.n_iter_ > 6
     assert [len(r.lower_bounds) for r in runs[:-1]] == [3] * (len(runs) - 1)
     assert runs[-1].converged and not any(r.converged for r in runs[:-1])
+
+
+def test_rows_in_read_only_memory_fit_as_writable_ones(monkeypatch):
+    """A memory map, or the read-only copy joblib hands a worker: numba
+    compiles kernels for such rows apart ('auto' loads them as it loads a
+    dtype's, see test_auto_never_waits_for_the_compiler); they give the
+    writable rows' fit to the last bit, iterations in one compiled call
+    included."""
+    engine.preload(np.float64, readonly=True)
+    X, _ = make_three_gaussians(3_000, random_state=0)
+    frozen = X.copy()
+    frozen.setflags(write=False)
+    with config_context(engine="numba"):
+        source = TrainingData(frozen, None, get_covariance("full"), 3)
+        assert source.dense.compiled is kernels
+        fits = [
+            GaussianMixture(3, random_state=0, tol=1e-6).fit(rows)
+            for rows in (X, frozen)
+        ]
+    assert_identical_fits(*fits)

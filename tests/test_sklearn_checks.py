@@ -32,7 +32,12 @@ EXPECTED_FAILED_CHECKS: dict[str, str] = {
         BayesianGaussianMixture(covariance_type=covariance_type, max_iter=500)
         for covariance_type in COVARIANCE_TYPES
     ]
-    + [GaussianMixtureIC()],
+    # A fixed seed: with random_state=None the grid's seed comes from the
+    # global RNG, and for some (663997052, met in a full run) the best cell on
+    # the 12 rows of check_sample_weights_not_an_array, 5 tied components,
+    # has not converged after 100 iterations, on either engine: a
+    # ConvergenceWarning, an error here, about nothing the check checks.
+    + [GaussianMixtureIC(random_state=0)],
     expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS,
 )
 def test_passes_sklearn_estimator_checks(estimator, check):
