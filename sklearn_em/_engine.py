@@ -6,8 +6,9 @@ fixed costs that a fit must never pay where it would not win them back:
 * importing numba and loading the kernels from numba's disk cache takes
   0.5 s in a fresh process (0.25 s of it ``import numba``, 1.2 s when numba's
   files are not in the OS cache);
-* compiling them, once per machine, takes ~16 s for float64 rows, half of
-  it the whole-run loop ``em_rows`` (``benchmarks/bench_engine_load.py``).
+* compiling them, once per machine, takes ~14 s for float64 rows, half of
+  it the whole-run loop ``em_rows`` (``benchmarks/bench_engine_load.py``),
+  and ~7 s more for rows in read-only memory (typed apart by numba).
 
 So the engine is chosen per data source, by these rules:
 
