@@ -424,15 +424,13 @@ class DenseKernel:
         # The lower bounds of a call are a buffer of its iterations: bounded,
         # whatever max_iter is (run_em calls again for the rest).
         max_iter = min(max_iter, RUN_ITERATIONS)
-        if self.single:
-            center, arithmetic, w_start = self._center_single, np.float32, prep.w_single
-        else:
-            center, arithmetic, w_start = self.center, np.float64, prep.w_matrix
+        center, w_start, f, lp, scratch = self.compiled_operands(
+            ws, prep, "scratch_block", 3
+        )
         reg, b = kernels.em_buffers(
-            covariance.m_step_kernel, reg_covar, k, d, self.q, max_iter, arithmetic
+            covariance.m_step_kernel, reg_covar, k, d, self.q, max_iter, w_start.dtype
         )
         b["w_arith"][0] = w_start
-        _, _, f, lp, scratch = self.compiled_operands(ws, prep, "scratch_block", 3)
         moments = np.zeros((k, self.q))
         # Every scalar in the type the kernels were compiled for (see
         # ._engine._compile): another type would compile anew, in the fit.
