@@ -288,15 +288,19 @@ def suite_wide(cfg):
 
 
 def suite_threads(cfg):
-    """Three-Gaussian data, 'full'; ours (each engine) with n_jobs=1 and
-    n_jobs=2 against sklearn; same start, tol=0, fixed n_iter."""
+    """Three-Gaussian data, every covariance type; ours (each engine) with
+    n_jobs=1 and n_jobs=2 against sklearn; same start, tol=0, fixed n_iter;
+    floor_s: n*k exp + n log + one read of X, one core, same run."""
     libs = libraries((1, 2), cfg["engine"], jobs_in_name=True)
     cases = []
     for n in cfg["threads_sizes"]:
         X, _ = make_three_gaussians(n, random_state=cfg["seed"])
-        init = h.same_start(X, "full", 3, cfg["seed"])
-        cases.append(fixed_case(X, "full", init, cfg, libs)[0])
-        h.progress(f"threads n={n}")
+        for cov in cfg["covariance_types"]:
+            init = h.same_start(X, cov, 3, cfg["seed"])
+            case = fixed_case(X, cov, init, cfg, libs)[0]
+            case["floor_s"] = floor_seconds(X, 3, cfg["repeats"])
+            cases.append(case)
+            h.progress(f"threads n={n} {cov}")
     return cases
 
 

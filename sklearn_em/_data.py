@@ -910,7 +910,7 @@ class TrainingData:
         def work(ws, first, last):
             flagged = []
             center, w_matrix, f, lp, scratch = self.dense.compiled_operands(
-                ws, prep, "scratch_infer", 4
+                ws, prep, "scratch_infer", kernels.INFER_SCRATCH
             )
             for start in range(first, last, self.chunk_size):
                 stop = min(start + self.chunk_size, last)

@@ -163,7 +163,7 @@ def _compile(kernels: ModuleType, dtype, readonly: bool = False) -> None:
             moments = np.zeros((1, 3))
             kernels.stats_rows(x, w, at, w_matrix, 0, moments, f, lp, scratch)
         kernels.log_prob_rows(x, at, w_matrix, 0, np.empty((1, 2)), f)
-        scratch = np.empty((4, kernels.BLOCK), dtype=arithmetic)
+        scratch = np.empty((kernels.INFER_SCRATCH, kernels.BLOCK), dtype=arithmetic)
         no_resp = np.empty((0, 1), dtype=dtype)
         no_labels = np.empty(0, dtype=np.intp)
         log_norm, resp = np.empty(2), np.empty((2, 1), dtype=dtype)

@@ -75,9 +75,14 @@ def test_quick_gate_passes_and_records_what_it_measured(quick):
         assert c["floor_s"] > 0
     (default_fit,) = suites["default_fit"]
     assert default_fit["kmeans_s"] > 0  # the start both libraries share, timed
-    (threads,) = suites["threads"]
-    assert threads["ours_n_jobs_1"]["n_jobs_effective"] == 1
-    assert threads["ours_n_jobs_2"]["n_jobs_effective"] == 2
+    threads = suites["threads"]
+    assert [c["covariance_type"] for c in threads] == result["settings"][
+        "covariance_types"
+    ]
+    for c in threads:
+        assert c["ours_n_jobs_1"]["n_jobs_effective"] == 1
+        assert c["ours_n_jobs_2"]["n_jobs_effective"] == 2
+        assert c["floor_s"] > 0
     (predict,) = suites["predict"]
     for lib in predict["libraries"][:-1]:
         assert predict["methods"]["predict"][lib]["n_mismatch"] == 0
