@@ -45,7 +45,7 @@ from ._em import MAX_RELATIVE_PRECISION
 BLOCK = 256
 
 # Rows of scratch (each BLOCK long) that posterior_rows takes.
-INFER_SCRATCH = 5
+INFER_SCRATCH = 4
 
 # Components x feature rows (k * q) above which a whole block's two products
 # (log-densities and moments) go to BLAS (``np.dot``: numba's binding of
@@ -490,57 +490,47 @@ def _flag_rows(lp, m, flags):  # pragma: no cover - compiled
 @_jit
 def _argmax_step(lp, j, m, best, label, best_out, label_out):  # pragma: no cover
     """Fold component ``j`` into the running maxima ``best`` and their
-    components ``label`` (as floats), written to the ``_out`` buffers: never
-    in place, where LLVM would make the update a masked store (see
+    components ``label``, written to the ``_out`` buffers: never in place,
+    where LLVM would make the update a masked store (see
     :func:`_normalize`)."""
-    at = np.float64(j)
     for i in range(m):
         v, b = lp[j, i], best[i]
         better = v > b
         best_out[i] = v if better else b
-        label_out[i] = at if better else label[i]
+        label_out[i] = j if better else label[i]
 
 
 @_jit
-def _labels_out(label, total, m, out):  # pragma: no cover - compiled
-    """``out[:m]`` from the float ``label``, -1 where the row's sum of
-    log-densities ``total`` is not finite; returns how many."""
-    bad = 0
-    for i in range(m):
-        flagged = total[i] - total[i] != 0.0
-        out[i] = -1 if flagged else np.intp(label[i])
-        bad += flagged
-    return bad
-
-
-@_jit
-def _argmax(lp, m, scratch, out):  # pragma: no cover - compiled
+def _argmax(lp, m, scratch, out, spare):  # pragma: no cover - compiled
     """``out[:m] = lp[:, :m].argmax(axis=0)``: the first maximum, as argmax
     (a later component takes over only when strictly higher); -1 for a row
     with a log-density that is not finite (as :func:`_flag_rows` flags it, in
-    the same pass); returns how many. ``scratch``: five rows of ``BLOCK``."""
+    the same pass); returns how many. ``scratch``: three rows of ``BLOCK``;
+    ``spare``: ``BLOCK`` integers like ``out``'s, the labels' other buffer."""
     k = lp.shape[0]
-    best, label, best2, label2, total = (
-        scratch[0],
-        scratch[1],
-        scratch[2],
-        scratch[3],
-        scratch[4],
-    )
+    best, best2, total = scratch[0], scratch[1], scratch[2]
     for i in range(m):
         best[i] = lp[0, i]
         total[i] = lp[0, i]
-        label[i] = 0.0
+        out[i] = 0
     for j in range(1, k):
         if j % 2:
-            _argmax_step(lp, j, m, best, label, best2, label2)
+            _argmax_step(lp, j, m, best, out, best2, spare)
         else:
-            _argmax_step(lp, j, m, best2, label2, best, label)
+            _argmax_step(lp, j, m, best2, spare, best, out)
         for i in range(m):
             total[i] += lp[j, i]
-    if k % 2:
-        return _labels_out(label, total, m, out)
-    return _labels_out(label2, total, m, out)
+    if k % 2 == 0:
+        for i in range(m):
+            out[i] = spare[i]
+    bad = 0
+    for i in range(m):
+        bad += total[i] - total[i] != 0.0
+    if bad:
+        for i in range(m):
+            if total[i] - total[i] != 0.0:
+                out[i] = -1
+    return bad
 
 
 @_jit
@@ -561,6 +551,7 @@ def posterior_rows(  # pragma: no cover - compiled
     want_resp, want_labels = resp.shape[0] > 0, labels.shape[0] > 0
     normalize = want_resp or not want_labels
     top, total, log_total, nan = scratch[0], scratch[1], scratch[2], scratch[3]
+    spare = np.empty(BLOCK, dtype=labels.dtype)
     n_bad = 0
     for start in range(0, n, BLOCK):
         stop = min(start + BLOCK, n)
@@ -569,7 +560,7 @@ def posterior_rows(  # pragma: no cover - compiled
         _log_densities(f, m, w_matrix, lp)
         bad = 0
         if want_labels:
-            bad = _argmax(lp, m, scratch, labels[start:stop])
+            bad = _argmax(lp, m, scratch, labels[start:stop], spare)
         if normalize:
             bad = _flag_rows(lp, m, nan)
             _normalize(lp, m, top, total, log_total)
