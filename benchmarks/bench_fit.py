@@ -4,16 +4,18 @@ Suites (``--suite``; default ``sizes``, with ``--quick`` all): ``sizes``
 (three-Gaussian data, 1e2 ... 1e6 rows, 1e7 with ``--full``, every covariance
 type, float64 and float32), ``wide`` (d=32, k=16; d=64, k=8), ``default_fit`` (the whole
 default ``fit()``), ``predict`` (inference on fresh rows) and ``threads``
-(ours at ``n_jobs=1`` and ``2``). Fits start from the same parameters and run
-exactly ``--n-iter`` iterations; each library is timed ``--repeats`` times,
-interleaved, and medians are reported (see ``benchmarks/README.md``).
+(ours at ``n_jobs=1`` and ``2``, every covariance type). Fits start from the
+same parameters and run exactly ``--n-iter`` iterations; each library is
+timed ``--repeats`` times, interleaved, and medians are reported (see
+``benchmarks/README.md``).
 
 Ours runs once per E-step engine (``--engine``; by default both when numba,
 the ``fast`` extra, is installed): ``ours`` is the numpy kernel and
 ``ours_numba`` the compiled one, each pinned with ``config_context``, the
-compiled kernels loaded before any timing. The ``sizes`` suite also times the
-*floor* of an E-step in the same run: ``n*k`` ``exp`` and ``n`` ``log`` by
-numpy's SIMD loops plus one read of ``X``, on one core.
+compiled kernels loaded before any timing. The ``sizes`` and ``threads``
+suites also time the *floor* of an E-step beside each case: ``n*k`` ``exp``
+and ``n`` ``log`` by numpy's loops (SIMD where numpy has them for the CPU:
+float64 ``exp`` needs AVX-512) plus one read of ``X``, on one core.
 
 This is the CI correctness gate: the exit status is 1 if a lower bound
 differs from scikit-learn's by more than ``--rtol`` (relative; 1e-8, 1e-4 for
