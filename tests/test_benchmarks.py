@@ -83,6 +83,8 @@ def test_quick_gate_passes_and_records_what_it_measured(quick):
         assert c["ours_n_jobs_1"]["n_jobs_effective"] == 1
         assert c["ours_n_jobs_2"]["n_jobs_effective"] == 2
         assert c["floor_s"] > 0
+        assert (c["floor_compiled_s"] is not None) == NUMBA
+        assert not NUMBA or c["floor_compiled_s"] > 0
     (predict,) = suites["predict"]
     for lib in predict["libraries"][:-1]:
         assert predict["methods"]["predict"][lib]["n_mismatch"] == 0
