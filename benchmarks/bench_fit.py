@@ -118,50 +118,15 @@ def libraries(n_jobs, engines=("numpy",), jobs_in_name=False):
     return libs
 
 
-def floor_seconds(X, n_components, repeats):
+def floor_seconds(X, n_components, repeats, compiled=False):
     """Median time of an E-step's floor on one core: ``n * k`` exp and ``n``
-    log (numpy's SIMD loops) and one read of ``X``."""
-    n = len(X)
-    a, b = np.full((n_components, n), -1.0), np.full(n, 2.0)
-    out_a, out_b = np.empty_like(a), np.empty_like(b)
-    flat = X.reshape(-1)
-
-    def floor():
-        np.exp(a, out=out_a)
-        np.log(b, out=out_b)
-        flat.sum()
-
-    floor()
-    times, _, _ = h.interleaved({"floor": floor}, max(repeats, 5))
-    return h.median(times["floor"])
-
-
-@functools.lru_cache(maxsize=1)
-def _compiled_exp_log():
-    """A compiled loop: ``out_a = exp(a)``, ``out_b = log(b)`` by the
-    compiled kernel's own functions (compiled once per process)."""
-    import numba
-
-    from sklearn_em import _numba_kernels as kernels
-
-    @numba.njit(nogil=True, error_model="numpy", fastmath={"contract"})
-    def exp_log(a, out_a, b, out_b):
-        for i in range(a.shape[0]):
-            out_a[i] = kernels._exp(a[i])
-        for i in range(b.shape[0]):
-            out_b[i] = kernels._log(b[i])
-
-    return exp_log
-
-
-def compiled_floor_seconds(X, n_components, repeats):
-    """:func:`floor_seconds` with our compiled kernel's own ``exp`` and
-    ``log`` (vectorised by LLVM for the CPU) in place of numpy's, whose
-    float64 ``exp`` runs a scalar loop without AVX-512: a floor that means
-    the same on every CPU. ``None`` without numba."""
-    if not numba_installed():
+    log and one read of ``X``. By numpy's loops, or with ``compiled`` by our
+    compiled kernel's own ``exp`` and ``log`` (vectorised by LLVM for the
+    CPU), where numpy's float64 ``exp`` runs a scalar loop without AVX-512:
+    a floor that means the same on every CPU (``None`` without numba)."""
+    if compiled and not numba_installed():
         return None
-    exp_log = _compiled_exp_log()
+    exp_log = _compiled_exp_log() if compiled else _numpy_exp_log
     n = len(X)
     a, b = np.full(n_components * n, -1.0), np.full(n, 2.0)
     out_a, out_b = np.empty_like(a), np.empty_like(b)
@@ -174,6 +139,29 @@ def compiled_floor_seconds(X, n_components, repeats):
     floor()
     times, _, _ = h.interleaved({"floor": floor}, max(repeats, 5))
     return h.median(times["floor"])
+
+
+def _numpy_exp_log(a, out_a, b, out_b):
+    np.exp(a, out=out_a)
+    np.log(b, out=out_b)
+
+
+@functools.lru_cache(maxsize=1)
+def _compiled_exp_log():
+    """:func:`_numpy_exp_log` by the compiled kernel's own functions
+    (compiled once per process)."""
+    import numba
+
+    from sklearn_em import _numba_kernels as kernels
+
+    @numba.njit(nogil=True, error_model="numpy", fastmath={"contract"})
+    def exp_log(a, out_a, b, out_b):
+        for i in range(a.shape[0]):
+            out_a[i] = kernels._exp(a[i])
+        for i in range(b.shape[0]):
+            out_b[i] = kernels._log(b[i])
+
+    return exp_log
 
 
 def compare(X, makers, cfg, info, n_iter=None, reference=None):
@@ -342,7 +330,9 @@ def suite_threads(cfg):
             init = h.same_start(X, cov, 3, cfg["seed"])
             case = fixed_case(X, cov, init, cfg, libs)[0]
             case["floor_s"] = floor_seconds(X, 3, cfg["repeats"])
-            case["floor_compiled_s"] = compiled_floor_seconds(X, 3, cfg["repeats"])
+            case["floor_compiled_s"] = floor_seconds(
+                X, 3, cfg["repeats"], compiled=True
+            )
             cases.append(case)
             h.progress(f"threads n={n} {cov}")
     return cases
