@@ -166,10 +166,12 @@ def subsample_variances(
         sample_weight = sample_weight[::step]
         if not sample_weight.any():
             return np.zeros(X.shape[1])
-    if means is None or step > 1:
-        means = column_means(X, sample_weight, missing)
-    deviation = _minus_row(X, means)
+    # Rows not yet checked for infinity (inference, see TrainingData) may
+    # make these NaN: then 0, and the kernel flags those rows.
     with np.errstate(invalid="ignore", over="ignore"):
+        if means is None or step > 1:
+            means = column_means(X, sample_weight, missing)
+        deviation = _minus_row(X, means)
         variances = column_means(deviation * deviation, sample_weight, missing)
     return np.where(np.isfinite(variances), variances, 0.0)
 
@@ -304,6 +306,10 @@ def check_positive_count(n_positive: int, n_components: int) -> None:
         )
 
 
+class NotFinite(Exception):
+    """Rows taken as finite (``TrainingData(optimistic=True)``) were not."""
+
+
 class TrainingData:
     """An in-memory data set as a source of statistics (see the module docstring).
 
@@ -337,6 +343,12 @@ class TrainingData:
         ``True`` where the caller has found every value of ``X`` finite (its
         sum is), so that no scan for NaN is needed; by default ``X`` is
         scanned.
+    optimistic : bool
+        For inference on rows not yet checked for NaN and infinity: take
+        them as finite where the compiled kernel runs, which flags every row
+        that is not (it reads ``X`` once instead of twice), and check them
+        here otherwise. A method that then meets a value that is not finite
+        raises :class:`NotFinite` for the caller to check ``X`` and redo.
     max_expansion : float or None
         See :class:`._dense.DenseKernel`; looser for sources whose
         log-likelihoods only rank runs (the multistart search).
@@ -356,9 +368,12 @@ class TrainingData:
         feature_variances: np.ndarray | None = None,
         guarded: bool | None = None,
         finite: bool | None = None,
+        optimistic: bool = False,
         max_expansion: float | None = None,
     ):
         self.X = X
+        if optimistic:
+            finite = True  # provisionally: confirmed below or by the kernel
         self.sample_weight = sample_weight
         self.covariance = covariance
         self.n_components = n_components
@@ -421,6 +436,10 @@ class TrainingData:
             # Chunks of a C-ordered X reach the kernels as they are.
             readonly=X.flags.c_contiguous and not X.flags.writeable,
         )
+        # Only the compiled kernel checks every row it reads.
+        self._optimistic = optimistic and compiled is not None
+        if optimistic and compiled is None:
+            self._confirm_finite(X)
         arithmetic = X.dtype
         if X.dtype == np.float32 and compiled is not None and self.n_samples:
             if largest is None:
@@ -462,6 +481,13 @@ class TrainingData:
 
     # The caller normalises in-memory weights (see the estimator).
     log_weight_scale = 0.0
+
+    @staticmethod
+    def _confirm_finite(x: np.ndarray) -> None:
+        """Raise :class:`NotFinite` unless every value of ``x`` is finite."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            if not np.isfinite(x.sum(dtype=np.float64)):
+                raise NotFinite
 
     @property
     def total_weight(self) -> float:
@@ -901,6 +927,8 @@ class TrainingData:
             return False
         prep = self.dense.prepare(model)
         if len(prep.local):
+            if self._optimistic:  # numpy's kernels will not flag such rows
+                self._confirm_finite(self.X)
             return False
         k = self.n_components
         no_resp = np.empty((0, k), dtype=self.X.dtype)
@@ -945,9 +973,10 @@ class TrainingData:
         flagged = [rows for part in self._map_ranges(work) for rows in part]
         if flagged:
             rows = np.concatenate(flagged)
-            log_prob = self.dense.log_prob(
-                self._workspaces[0], np.take(self.X, rows, axis=0), prep
-            )[1].copy()
+            x = np.take(self.X, rows, axis=0)
+            if self._optimistic:
+                self._confirm_finite(x)
+            log_prob = self.dense.log_prob(self._workspaces[0], x, prep)[1].copy()
             if labels is not None:
                 best = np.empty(len(rows), dtype=np.intp)
                 argmax_rows(log_prob, best)

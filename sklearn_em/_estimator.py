@@ -33,7 +33,7 @@ from ._covariance import (
     IllDefinedCovariance,
     get_covariance,
 )
-from ._data import TrainingData
+from ._data import NotFinite, TrainingData
 from ._em import COLLAPSE_FLOOR, run_em, stats_from_model
 from ._engine import pinning
 from ._init import initial_model
@@ -292,10 +292,12 @@ class _BaseMixture(_CallbackSupport, ClusterMixin, BaseEstimator):
         training=True,
         n_components=None,
         finite=None,
+        optimistic=False,
     ):
         """The data source of validated ``X``: in memory, Dask or array API.
 
-        ``finite``: whether in-memory ``X`` is known to hold no NaN (see
+        ``finite``: whether in-memory ``X`` is known to hold no NaN;
+        ``optimistic``: whether it is yet to be checked (see
         :class:`.TrainingData`).
         """
         options = {"chunk_size": self.chunk_size, "center": center}
@@ -305,7 +307,7 @@ class _BaseMixture(_CallbackSupport, ClusterMixin, BaseEstimator):
             from ._dask import DaskData as source
         else:
             source, options["n_jobs"] = TrainingData, self.n_jobs
-            options["finite"] = finite
+            options.update(finite=finite, optimistic=optimistic)
         k = self.n_components if n_components is None else n_components
         return source(X, sample_weight, covariance, k, training=training, **options)
 
@@ -364,10 +366,14 @@ class _BaseMixture(_CallbackSupport, ClusterMixin, BaseEstimator):
         )
 
     # -- inference --
-    def _inference_source(self, X):
+    def _inference_source(self, X, optimistic=False, validated=False):
         """Validated new rows as a data source, and the fitted model.
 
         Centred on the mixture mean, as good a fixed point as the data mean.
+        ``optimistic``: in-memory rows are not summed to check that they are
+        finite (see :class:`.TrainingData`); the source's methods may raise
+        :class:`.NotFinite`. ``validated``: in-memory ``X`` is already
+        validated (but not checked for infinity).
         """
         check_is_fitted(self)
         model = self._fitted_model()
@@ -382,7 +388,12 @@ class _BaseMixture(_CallbackSupport, ClusterMixin, BaseEstimator):
 
             X, _, _ = check_array_api_input(self, X, reset=False)
         else:
-            X, options["finite"] = _validated_rows(self, X)
+            if not validated:
+                X = _validated_rows(self, X)
+            if optimistic:
+                options["optimistic"] = True
+            else:
+                options["finite"] = _checked_finite(self, X)
         data = self._source(
             X,
             None,
@@ -393,6 +404,29 @@ class _BaseMixture(_CallbackSupport, ClusterMixin, BaseEstimator):
             **options,
         )
         return data, model
+
+    def _infer(self, X, method: str):
+        """``method`` of the data source of new rows ``X`` (see
+        :meth:`_inference_source`) under the fitted model.
+
+        In-memory rows go to the kernel unchecked, and are checked (summed)
+        only where it finds a value that is not finite: then everything is
+        redone as validated (with NaN rows on the missing-value kernel, and
+        scikit-learn's error for infinity).
+        """
+        if _is_dask(X) or _is_array_api(X):
+            data, model = self._inference_source(X)
+            with single_threaded_blas():
+                return getattr(data, method)(model)
+        check_is_fitted(self)
+        X = _validated_rows(self, X)
+        with single_threaded_blas():
+            try:
+                data, model = self._inference_source(X, optimistic=True, validated=True)
+                return getattr(data, method)(model)
+            except NotFinite:
+                data, model = self._inference_source(X, validated=True)
+                return getattr(data, method)(model)
 
     def predict(self, X):
         """Most probable component of each row.
@@ -407,9 +441,7 @@ class _BaseMixture(_CallbackSupport, ClusterMixin, BaseEstimator):
         labels : ndarray of shape (n_samples,)
             Component labels.
         """
-        data, model = self._inference_source(X)
-        with single_threaded_blas():
-            return data.labels(model)
+        return self._infer(X, "labels")
 
     def predict_proba(self, X):
         """Posterior probability of each component for each row.
@@ -424,9 +456,7 @@ class _BaseMixture(_CallbackSupport, ClusterMixin, BaseEstimator):
         resp : ndarray of shape (n_samples, n_components)
             Responsibilities; each row sums to 1.
         """
-        data, model = self._inference_source(X)
-        with single_threaded_blas():
-            return data.responsibilities(model)
+        return self._infer(X, "responsibilities")
 
     def score_samples(self, X):
         """Log-likelihood of each row under the model.
@@ -441,9 +471,7 @@ class _BaseMixture(_CallbackSupport, ClusterMixin, BaseEstimator):
         log_prob : ndarray of shape (n_samples,)
             ``log p(x)`` of every row.
         """
-        data, model = self._inference_source(X)
-        with single_threaded_blas():
-            return data.log_prob(model)
+        return self._infer(X, "log_prob")
 
     def score(self, X, y=None, sample_weight=None):
         """Mean log-likelihood per sample of ``X``.
@@ -1164,21 +1192,26 @@ def _check_initial_array(value, allow_nd=False):
 
 
 def _validated_rows(estimator, X):
-    """New rows validated as ``validate_data(..., ensure_all_finite='allow-nan')``
-    does, and whether they are all finite (then they have no NaN).
-
-    scikit-learn's check sums ``X`` to rule out infinities, and the data
-    source would sum it again to look for NaN (at 1e6 rows, 0.6 ms each):
-    one sum here serves both. Only where it is not finite does the full
-    check run, with scikit-learn's own error for infinite values.
-    """
-    X = validate_data(
+    """New rows validated as ``validate_data(..., ensure_all_finite=False)``
+    does, for :func:`_checked_finite` (or the compiled kernel) to check."""
+    return validate_data(
         estimator,
         X,
         dtype=[np.float64, np.float32],
         reset=False,
         ensure_all_finite=False,
     )
+
+
+def _checked_finite(estimator, X) -> bool:
+    """Whether validated rows ``X`` are all finite (then they have no NaN),
+    raising scikit-learn's error for infinite values.
+
+    scikit-learn's check sums ``X`` to rule out infinities, and the data
+    source would sum it again to look for NaN (at 1e6 rows, 0.6 ms each):
+    one sum here serves both. Only where it is not finite does the full
+    check run (``ensure_all_finite='allow-nan'``).
+    """
     with np.errstate(over="ignore", invalid="ignore"):
         finite = bool(np.isfinite(X.sum(dtype=np.float64)))
     if not finite and not get_config()["assume_finite"]:
@@ -1189,7 +1222,7 @@ def _validated_rows(estimator, X):
             estimator=estimator,
             input_name="X",
         )
-    return X, finite
+    return finite
 
 
 def _validate_sample_weight(sample_weight, X):

@@ -8,6 +8,7 @@ to float32's precision. Choosing it must never cost a fit a
 compile, and must touch nothing process-wide.
 """
 
+import math
 import subprocess
 import sys
 import textwrap
@@ -888,3 +889,85 @@ def test_rows_in_read_only_memory_fit_as_writable_ones(monkeypatch):
             for rows in (X, frozen)
         ]
     assert_identical_fits(*fits)
+
+
+@pytest.mark.parametrize("n_components", [3, 64])
+@pytest.mark.parametrize("spread", [0.0, 3.0])
+def test_a_blocks_log_likelihood_by_eight_logs_is_as_accurate_as_one_per_row(
+    n_components, spread
+):
+    """Without weights, a block's log-likelihood is ``sum(top) +
+    log(prod(row totals))`` in eight running products: against a sum of
+    float64 log-sum-exps, as close as the weighted path's log per row, also
+    where every row's total is k (equal components, the largest products)."""
+    from scipy.special import logsumexp
+
+    rng = np.random.RandomState(12)
+    n, d, k = 3_001, 2, n_components  # a partial block, and one not a multiple of 8
+    x = rng.randn(n, d)
+    center = np.zeros(d)
+    # Spherical feature rows [1, y, |y|^2]: log-densities w0 + w1 y + w2 |y|^2.
+    w_matrix = np.column_stack(
+        [rng.randn(k), spread * rng.randn(k, d), -0.5 - spread * rng.rand(k)]
+    )
+    q = w_matrix.shape[1]
+    f, lp = np.empty((q, kernels.BLOCK)), np.empty((k, kernels.BLOCK))
+    scratch = np.empty((3, kernels.BLOCK))
+
+    def log_likelihood(w):
+        moments = np.zeros((k, q))
+        args = (center, w_matrix, 2, moments, f, lp, scratch)
+        return kernels.stats_rows(x, w, *args), moments
+
+    features = np.column_stack([np.ones(n), x, (x * x).sum(axis=1)])
+    exact = math.fsum(logsumexp(features @ w_matrix.T, axis=1))
+    summed, moments = log_likelihood(np.empty(0))
+    per_row, moments_per_row = log_likelihood(np.ones(n))
+    assert abs(summed - exact) <= 1e-13 * abs(exact)
+    assert abs(per_row - exact) <= 1e-13 * abs(exact)
+    assert_allclose(moments, moments_per_row, rtol=1e-14)
+
+
+def test_inference_reads_finite_rows_once_and_redoes_others_as_checked(monkeypatch):
+    """On the compiled engine, new rows are not summed to check they are
+    finite (the kernel flags every row that is not): the same answers as
+    the numpy engine, which checks, also with NaN rows (then checked and
+    redone), and scikit-learn's error for infinity."""
+    import sklearn_em._estimator as estimator_module
+
+    rng = np.random.RandomState(13)
+    X = random_model("full", n_features=2).sample(rng, 3_000)[0]
+    gm = GaussianMixture(3, random_state=0).fit(X)
+    checks = []
+    checked_finite = estimator_module._checked_finite
+
+    def counting(estimator, rows):
+        checks.append(len(rows))
+        return checked_finite(estimator, rows)
+
+    confirm = TrainingData._confirm_finite
+
+    def confirming(rows):
+        checks.append(-len(rows))
+        return confirm(rows)
+
+    monkeypatch.setattr(estimator_module, "_checked_finite", counting)
+    monkeypatch.setattr(TrainingData, "_confirm_finite", staticmethod(confirming))
+    with_nan = X.copy()
+    with_nan[[5, 700], [0, 1]] = np.nan
+    methods = ("predict", "predict_proba", "score_samples")
+    for rows in (X, with_nan):
+        for method in methods:
+            with config_context(engine="numpy"):
+                want = getattr(gm, method)(rows)
+            checks.clear()
+            with config_context(engine="numba"):
+                got = getattr(gm, method)(rows)
+            assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+            # Finite rows: no check; NaN rows: the two flagged rows, then all.
+            assert checks == ([] if rows is X else [-2, len(X)]), method
+    with_inf = X.copy()
+    with_inf[9, 1] = np.inf
+    for method in methods:
+        with config_context(engine="numba"), pytest.raises(ValueError, match="inf"):
+            getattr(gm, method)(with_inf)
