@@ -63,7 +63,7 @@ import numpy as np
 
 from . import _engine
 from ._covariance import Covariance
-from ._dense import DenseKernel, default_chunk_size, uses_direct
+from ._dense import DenseKernel, default_chunk_size, kernel_rows, uses_direct
 from ._em import params_from_stats
 from ._missing import MissingKernel
 from ._model import Mixture
@@ -433,8 +433,9 @@ class TrainingData:
             self.n_samples,
             n_components * q,
             direct,
-            # Chunks of a C-ordered X reach the kernels as they are.
-            readonly=X.flags.c_contiguous and not X.flags.writeable,
+            # The kernels see read-only rows where X is read-only (chunks
+            # as they are, copies made read-only: see kernel_rows).
+            readonly=not X.flags.writeable,
         )
         # Only the compiled kernel checks every row it reads.
         self._optimistic = optimistic and compiled is not None
@@ -706,7 +707,9 @@ class TrainingData:
         (then :func:`._em.run_em` iterates itself)."""
         if self.missing is not None or self.n_threads != 1:
             return None
-        if self.dense.compiled is None or not self.X.flags.c_contiguous:
+        if self.dense.compiled is None or not (
+            self.X.flags.c_contiguous or self.X.flags.f_contiguous
+        ):
             return None
         return self.dense.run(
             self._workspace(),
@@ -948,7 +951,7 @@ class TrainingData:
                     else ws.get("log_norm_chunk", stop - start)
                 )
                 n_bad = kernels.posterior_rows(
-                    np.ascontiguousarray(self.X[start:stop]),
+                    kernel_rows(self.X[start:stop]),
                     center,
                     w_matrix,
                     self.covariance.feature_layout,

@@ -177,6 +177,18 @@ class Workspace:
         return view
 
 
+def kernel_rows(x: np.ndarray) -> np.ndarray:
+    """Rows ``x`` as the compiled kernels take them: C-ordered (a copy if
+    they are not), and read-only where ``x`` is. numba compiles kernels
+    for read-only rows apart, and a source loads those where its ``X`` is
+    read-only (:func:`._engine.select`): a writable copy of such rows
+    would make numba compile anew, within a fit."""
+    y = np.ascontiguousarray(x)
+    if y is not x and not x.flags.writeable:
+        y.flags.writeable = False
+    return y
+
+
 class DenseKernel:
     """The E-step on complete rows, one chunk at a time.
 
@@ -398,7 +410,7 @@ class DenseKernel:
     ) -> CompiledRun | None:
         """EM iterations from ``prep``'s model in one compiled call
         (E-step and M-step in a loop, :func:`._numba_kernels.em_rows`), for
-        all rows ``x`` (C-contiguous) on one thread; ``None`` where the
+        all rows ``x`` (C- or F-contiguous) on one thread; ``None`` where the
         compiled kernel does not run them (no compiled kernel, components
         about their own means, guarded squares, or float32 rows whose
         arithmetic is float32 but whose model's log-density weights do not
@@ -434,8 +446,11 @@ class DenseKernel:
         moments = np.zeros((k, self.q))
         # Every scalar in the type the kernels were compiled for (see
         # ._engine._compile): another type would compile anew, in the fit.
+        # An F-ordered x (a DataFrame's values) as its C-ordered transpose.
+        by_column = not x.flags.c_contiguous
         n_iter, status, last, log_likelihood = kernels.em_rows(
-            x,
+            x.T if by_column else x,
+            by_column,
             _NO_WEIGHTS if w is None else w,
             int(chunk_size),
             center,
@@ -570,7 +585,7 @@ class DenseKernel:
         center, w_matrix, f, _, _ = self.compiled_operands(ws, prep, "scratch_block", 3)
         with np.errstate(over="ignore", invalid="ignore"):
             self.compiled.log_prob_rows(
-                np.ascontiguousarray(x),
+                kernel_rows(x),
                 center,
                 w_matrix,
                 self.covariance.feature_layout,
@@ -674,7 +689,7 @@ class DenseKernel:
                 ws, prep, "scratch_block", 3
             )
             return self.compiled.stats_rows(
-                np.ascontiguousarray(x),
+                kernel_rows(x),
                 _NO_WEIGHTS if w is None else w,
                 center,
                 w_matrix,

@@ -198,6 +198,7 @@ def _compile(kernels: ModuleType, dtype, readonly: bool = False) -> None:
             scratch = np.empty((3, kernels.BLOCK), dtype=arithmetic)
             kernels.em_rows(
                 rows([[-1.0], [1.0]]),
+                False,
                 np.empty(0),
                 2,
                 center.astype(arithmetic),

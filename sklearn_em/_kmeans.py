@@ -41,6 +41,8 @@ import numpy as np
 import sklearn
 from sklearn.cluster import KMeans, kmeans_plusplus
 
+from ._dense import kernel_rows
+
 # Relative margins within which two compared quantities count as a tie that
 # rounding could decide either way (see the module docstring).
 # Distances: scikit-learn's |c|^2 - 2 y.c is off by a few d * 1e-16 of |y|^2 +
@@ -172,7 +174,7 @@ class _Rows:
         for start in range(first, last, source.chunk_size):
             stop = min(start + source.chunk_size, last)
             w = self.w[start:stop] if self.weighted else self.w
-            yield start, stop, np.ascontiguousarray(source.X[start:stop]), w
+            yield start, stop, kernel_rows(source.X[start:stop]), w
 
     def about_center(self, ids) -> np.ndarray:
         rows = self.source.X[ids] - self.source.center

@@ -253,14 +253,21 @@ overload(_zero_of)(_by_precision(_zero32, _zero64))
 
 
 @_jit
-def _features(x, start, stop, center, kind, f):  # pragma: no cover
+def _features(x, start, stop, center, kind, f, by_column=False):  # pragma: no cover
     """Feature rows ``[1, y, second-order(y)]`` (q, m) of rows
-    ``start:stop`` of ``x``, ``y = x - center``, in float64."""
+    ``start:stop`` of ``x``, ``y = x - center``, in float64; with
+    ``by_column``, ``x`` is the rows' transpose (d, n): ``X.T`` of an
+    F-ordered ``X``, C-ordered without a copy."""
     m = stop - start
-    d = x.shape[1]
+    d = center.shape[0]
     for i in range(m):
         f[0, i] = 1.0
-    if d == 2:
+    if by_column:
+        for a in range(d):
+            c = center[a]
+            for i in range(m):
+                f[1 + a, i] = x[a, start + i] - c
+    elif d == 2:
         # Both coordinates in one loop: LLVM turns the stride-2 reads into
         # vector loads and shuffles, where one loop per feature reads
         # element by element (2-D data is the common case worth it).
@@ -531,14 +538,25 @@ def stats_rows(  # pragma: no cover - compiled
     their summed (weighted) log-likelihood. ``w`` is empty for unit
     weights. ``f`` (q, BLOCK), ``lp`` (k, BLOCK) and ``scratch`` (3, BLOCK)
     are buffers."""
-    n = x.shape[0]
+    return _stats_range(
+        x, False, 0, x.shape[0], w, center, w_matrix, kind, moments, f, lp, scratch
+    )
+
+
+@_jit
+def _stats_range(  # pragma: no cover - compiled
+    x, by_column, first, last, w, center, w_matrix, kind, moments, f, lp, scratch
+):
+    """:func:`stats_rows` of rows ``first:last`` of ``x`` (of ``x.T`` with
+    ``by_column``, see :func:`_features`), ``w`` all rows' weights or
+    empty."""
     weighted = w.shape[0] > 0
     log_likelihood = 0.0
     top, total, log_total = scratch[0], scratch[1], scratch[2]
-    for start in range(0, n, BLOCK):
-        stop = min(start + BLOCK, n)
+    for start in range(first, last, BLOCK):
+        stop = min(start + BLOCK, last)
         m = stop - start
-        _features(x, start, stop, center, kind, f)
+        _features(x, start, stop, center, kind, f, by_column)
         _log_densities(f, m, w_matrix, lp)
         if weighted:
             _exponentiate(lp, m, top, total, log_total)
@@ -1063,6 +1081,7 @@ def _ratio_of(a, b):  # pragma: no cover - compiled
 @_jit
 def em_rows(  # pragma: no cover - compiled
     x,
+    by_column,
     w,
     chunk,
     center,
@@ -1091,7 +1110,8 @@ def em_rows(  # pragma: no cover - compiled
 ):
     """EM iterations from the model whose log-density weights are
     ``w_arith[0]``: the E-step of :func:`stats_rows` over chunks of ``chunk``
-    rows (summed as :meth:`._data.TrainingData.stats` sums them) and the
+    rows (summed as :meth:`._data.TrainingData.stats` sums them; of ``x.T``
+    with ``by_column``, see :func:`_features`) and the
     M-step of the covariances' shape (:func:`_m_step_of`), into the other
     half of the double buffers
     (leading axis 2: the model entering an iteration stays intact).
@@ -1103,7 +1123,7 @@ def em_rows(  # pragma: no cover - compiled
     iteration's M-step was not taken (its statistics are in ``moments``);
     ``set`` the half holding the last model taken; ``log_likelihood`` the
     last E-step's sum."""
-    n = x.shape[0]
+    n = x.shape[1] if by_column else x.shape[0]
     k, d = moments.shape[0], center64.shape[0]
     centers = np.empty((k, d))
     for j in range(k):
@@ -1118,9 +1138,12 @@ def em_rows(  # pragma: no cover - compiled
             # As Python adds the chunks' sums (see the docstring).
             total = _sum_of(
                 total,
-                stats_rows(
-                    x[start:stop],
-                    w[start:stop],
+                _stats_range(
+                    x,
+                    by_column,
+                    start,
+                    stop,
+                    w,
                     center,
                     w_arith[current],
                     kind,

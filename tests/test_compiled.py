@@ -971,3 +971,44 @@ def test_inference_reads_finite_rows_once_and_redoes_others_as_checked(monkeypat
     for method in methods:
         with config_context(engine="numba"), pytest.raises(ValueError, match="inf"):
             getattr(gm, method)(with_inf)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_f_ordered_rows_and_dataframes_take_compiled_runs(monkeypatch, weighted):
+    """A DataFrame's values are F-ordered (and read-only on pandas 3): the
+    whole run goes to the compiled kernel as their transpose, with no copy
+    and no compilation within the fit, and gives run_em's loop to the last
+    bit (and the C-ordered rows' fit to rounding: the data's mean sums them
+    in another order); so do the chunks of a read-only, F-ordered X on two
+    threads (read-only copies: see _dense.kernel_rows)."""
+    pd = pytest.importorskip("pandas")
+    engine.preload(np.float64, readonly=True)
+    X, _ = make_three_gaussians(3_000, random_state=0)
+    w = np.random.RandomState(1).uniform(0, 2, len(X)) if weighted else None
+    frozen = np.asfortranarray(X)
+    frozen.setflags(write=False)
+    compiled = [kernels.em_rows, kernels.stats_rows, kernels.posterior_rows]
+    signatures = [len(kernel.signatures) for kernel in compiled]
+    params = {"n_components": 3, "random_state": 0, "tol": 1e-6}
+    reference = GaussianMixture(**params, n_jobs=1)
+    with config_context(engine="numba"):
+        reference.fit(X, sample_weight=w)
+    for rows in (np.asfortranarray(X), frozen, pd.DataFrame(X, columns=["a", "b"])):
+        got, want, runs, _ = fits_with_and_without_compiled_runs(
+            monkeypatch, rows, w, **params, n_jobs=1
+        )
+        assert runs and all(run is not None for run in runs)
+        assert_identical_fits(got, want)
+        assert_allclose(got.means_, reference.means_, rtol=1e-12)
+        assert_allclose(got.covariances_, reference.covariances_, rtol=1e-12)
+        with config_context(engine="numba"):
+            assert_array_equal(got.predict(rows), reference.predict(X))
+    with config_context(engine="numba"):
+        fits = [
+            GaussianMixture(**params, n_jobs=2, chunk_size=500).fit(
+                rows, sample_weight=w
+            )
+            for rows in (np.asfortranarray(X), frozen)
+        ]
+    assert_identical_fits(*fits)
+    assert [len(kernel.signatures) for kernel in compiled] == signatures
