@@ -428,6 +428,7 @@ class TrainingData:
             min(chunk_size or default_chunk_size(width, n_components), self.n_samples),
         )
         direct = uses_direct(covariance, self.n_features)
+        readonly = not X.flags.writeable
         compiled = _engine.select(
             X.dtype,
             self.n_samples,
@@ -435,7 +436,7 @@ class TrainingData:
             direct,
             # The kernels see read-only rows where X is read-only (chunks
             # as they are, copies made read-only: see kernel_rows).
-            readonly=not X.flags.writeable,
+            readonly=readonly,
         )
         # Only the compiled kernel checks every row it reads.
         self._optimistic = optimistic and compiled is not None
@@ -475,6 +476,7 @@ class TrainingData:
             compiled=compiled,
             dtype=arithmetic,
             max_expansion=max_expansion,
+            readonly=readonly,
         )
         self.missing = MissingKernel(self.dense) if self.has_missing else None
         self._workspaces: list = []
@@ -951,7 +953,7 @@ class TrainingData:
                     else ws.get("log_norm_chunk", stop - start)
                 )
                 n_bad = kernels.posterior_rows(
-                    kernel_rows(self.X[start:stop]),
+                    kernel_rows(self.X[start:stop], self.dense.readonly),
                     center,
                     w_matrix,
                     self.covariance.feature_layout,

@@ -177,14 +177,16 @@ class Workspace:
         return view
 
 
-def kernel_rows(x: np.ndarray) -> np.ndarray:
+def kernel_rows(x: np.ndarray, readonly: bool) -> np.ndarray:
     """Rows ``x`` as the compiled kernels take them: C-ordered (a copy if
-    they are not), and read-only where ``x`` is. numba compiles kernels
-    for read-only rows apart, and a source loads those where its ``X`` is
-    read-only (:func:`._engine.select`): a writable copy of such rows
-    would make numba compile anew, within a fit."""
+    they are not), and read-only where the source's ``X`` is (``readonly``).
+    numba compiles kernels for read-only rows apart, and a source loads
+    those where its ``X`` is read-only (:func:`._engine.select`): writable
+    rows (a copy, or the complete rows taken out of a chunk with missing
+    values) would make numba compile anew, within a fit."""
     y = np.ascontiguousarray(x)
-    if y is not x and not x.flags.writeable:
+    if readonly and y.flags.writeable:
+        y = y.view()
         y.flags.writeable = False
     return y
 
@@ -225,6 +227,9 @@ class DenseKernel:
         How far (``precision * |x - c|^2``) a component may reach before it
         takes the direct form about its own mean; ``None``:
         :data:`MAX_EXPANSION`.
+    readonly : bool
+        Whether ``compiled`` holds the kernels for read-only rows: every
+        row handed to them is then made read-only (:func:`kernel_rows`).
     """
 
     def __init__(
@@ -239,8 +244,10 @@ class DenseKernel:
         compiled=None,
         dtype=np.float64,
         max_expansion: float | None = None,
+        readonly: bool = False,
     ):
         self.covariance = covariance
+        self.readonly = readonly
         self.max_expansion = float(
             MAX_EXPANSION if max_expansion is None else max_expansion
         )
@@ -585,7 +592,7 @@ class DenseKernel:
         center, w_matrix, f, _, _ = self.compiled_operands(ws, prep, "scratch_block", 3)
         with np.errstate(over="ignore", invalid="ignore"):
             self.compiled.log_prob_rows(
-                kernel_rows(x),
+                kernel_rows(x, self.readonly),
                 center,
                 w_matrix,
                 self.covariance.feature_layout,
@@ -689,7 +696,7 @@ class DenseKernel:
                 ws, prep, "scratch_block", 3
             )
             return self.compiled.stats_rows(
-                kernel_rows(x),
+                kernel_rows(x, self.readonly),
                 _NO_WEIGHTS if w is None else w,
                 center,
                 w_matrix,

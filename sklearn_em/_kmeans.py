@@ -174,7 +174,12 @@ class _Rows:
         for start in range(first, last, source.chunk_size):
             stop = min(start + source.chunk_size, last)
             w = self.w[start:stop] if self.weighted else self.w
-            yield start, stop, kernel_rows(source.X[start:stop]), w
+            yield (
+                start,
+                stop,
+                kernel_rows(source.X[start:stop], source.dense.readonly),
+                w,
+            )
 
     def about_center(self, ids) -> np.ndarray:
         rows = self.source.X[ids] - self.source.center

@@ -899,7 +899,8 @@ def test_a_blocks_log_likelihood_by_eight_logs_is_as_accurate_as_one_per_row(
     """Without weights, a block's log-likelihood is ``sum(top) +
     log(prod(row totals))`` in eight running products: against a sum of
     float64 log-sum-exps, as close as the weighted path's log per row, also
-    where every row's total is k (equal components, the largest products)."""
+    where every row's total is k (equal components, the largest products;
+    k = 64: 64**32 = 2**192)."""
     from scipy.special import logsumexp
 
     rng = np.random.RandomState(12)
@@ -908,7 +909,7 @@ def test_a_blocks_log_likelihood_by_eight_logs_is_as_accurate_as_one_per_row(
     center = np.zeros(d)
     # Spherical feature rows [1, y, |y|^2]: log-densities w0 + w1 y + w2 |y|^2.
     w_matrix = np.column_stack(
-        [rng.randn(k), spread * rng.randn(k, d), -0.5 - spread * rng.rand(k)]
+        [spread * rng.randn(k), spread * rng.randn(k, d), -0.5 - spread * rng.rand(k)]
     )
     q = w_matrix.shape[1]
     f, lp = np.empty((q, kernels.BLOCK)), np.empty((k, kernels.BLOCK))
@@ -923,6 +924,8 @@ def test_a_blocks_log_likelihood_by_eight_logs_is_as_accurate_as_one_per_row(
     exact = math.fsum(logsumexp(features @ w_matrix.T, axis=1))
     summed, moments = log_likelihood(np.empty(0))
     per_row, moments_per_row = log_likelihood(np.ones(n))
+    if spread == 0:  # equal components: each row's total is exactly k
+        assert_allclose(moments[:, 0], n / k, rtol=1e-13)
     assert abs(summed - exact) <= 1e-13 * abs(exact)
     assert abs(per_row - exact) <= 1e-13 * abs(exact)
     assert_allclose(moments, moments_per_row, rtol=1e-14)
@@ -976,19 +979,15 @@ def test_inference_reads_finite_rows_once_and_redoes_others_as_checked(monkeypat
 @pytest.mark.parametrize("weighted", [False, True])
 def test_f_ordered_rows_and_dataframes_take_compiled_runs(monkeypatch, weighted):
     """A DataFrame's values are F-ordered (and read-only on pandas 3): the
-    whole run goes to the compiled kernel as their transpose, with no copy
-    and no compilation within the fit, and gives run_em's loop to the last
-    bit (and the C-ordered rows' fit to rounding: the data's mean sums them
-    in another order); so do the chunks of a read-only, F-ordered X on two
-    threads (read-only copies: see _dense.kernel_rows)."""
+    whole run goes to the compiled kernel as their transpose, with no copy,
+    and gives run_em's loop to the last bit (and the C-ordered rows' fit to
+    rounding: the data's mean sums them in another order)."""
     pd = pytest.importorskip("pandas")
     engine.preload(np.float64, readonly=True)
     X, _ = make_three_gaussians(3_000, random_state=0)
     w = np.random.RandomState(1).uniform(0, 2, len(X)) if weighted else None
     frozen = np.asfortranarray(X)
     frozen.setflags(write=False)
-    compiled = [kernels.em_rows, kernels.stats_rows, kernels.posterior_rows]
-    signatures = [len(kernel.signatures) for kernel in compiled]
     params = {"n_components": 3, "random_state": 0, "tol": 1e-6}
     reference = GaussianMixture(**params, n_jobs=1)
     with config_context(engine="numba"):
@@ -1003,12 +1002,38 @@ def test_f_ordered_rows_and_dataframes_take_compiled_runs(monkeypatch, weighted)
         assert_allclose(got.covariances_, reference.covariances_, rtol=1e-12)
         with config_context(engine="numba"):
             assert_array_equal(got.predict(rows), reference.predict(X))
-    with config_context(engine="numba"):
-        fits = [
-            GaussianMixture(**params, n_jobs=2, chunk_size=500).fit(
-                rows, sample_weight=w
-            )
-            for rows in (np.asfortranarray(X), frozen)
-        ]
-    assert_identical_fits(*fits)
-    assert [len(kernel.signatures) for kernel in compiled] == signatures
+
+
+def test_read_only_rows_reach_the_kernels_read_only_on_every_path(monkeypatch):
+    """numba compiles kernels for read-only rows apart, and a source whose
+    X is read-only loads those: every row it hands them must be read-only
+    (chunks of an F-ordered X are copies, and so are the complete rows of
+    a chunk with missing values), or numba compiles anew within the fit."""
+    pd = pytest.importorskip("pandas")
+    engine.preload(np.float64, readonly=True)
+    X, _ = make_three_gaussians(3_000, random_state=0)
+    holes = X.copy()
+    holes[::50, 1] = np.nan
+    writable = []
+
+    def recording(kernel):
+        def call(x, *args):
+            writable.append(x.flags.writeable)
+            return kernel(x, *args)
+
+        return call
+
+    names = ["stats_rows", "log_prob_rows", "posterior_rows", "em_rows"]
+    names += ["lloyd_rows", "seeding_potentials", "seeding_search", "add_spread"]
+    for name in names:
+        monkeypatch.setattr(kernels, name, recording(getattr(kernels, name)))
+    for values in (X, holes):
+        for order in ("C", "F"):
+            rows = np.array(values, order=order)
+            rows.setflags(write=False)
+            for n_jobs in (1, 2):
+                gm = GaussianMixture(3, random_state=0, n_jobs=n_jobs, chunk_size=700)
+                with config_context(engine="numba"):
+                    gm.fit(pd.DataFrame(rows) if order == "F" else rows)
+                    gm.predict(rows), gm.score_samples(rows)
+    assert len(writable) > 20 and not any(writable)
