@@ -472,6 +472,7 @@ def _normalize(lp, m, top, total, log_total):  # pragma: no cover
 # of the products takes at most BLOCK / _PRODUCTS = 32 sums, each in [1, k],
 # so in float64 it stays finite for any k below 2**31.
 _PRODUCTS = 8
+assert BLOCK % _PRODUCTS == 0
 
 
 @_jit
@@ -494,11 +495,15 @@ def _normalize_summed(lp, m, top, total, log_total):  # pragma: no cover
     for i in range(m):
         summed += top[i]
     # Eight named products, not an array: a buffer would need one more
-    # argument (or an allocation per block), and as scalars LLVM keeps
-    # them in two vector registers.
+    # argument (or an allocation per block), where scalars stay in
+    # registers.
     p0 = p1 = p2 = p3 = p4 = p5 = p6 = p7 = 1.0
-    whole = m - m % _PRODUCTS
-    for i in range(0, whole, _PRODUCTS):
+    # The rows up to the next multiple of eight count as totals of 1 (the
+    # buffers hold BLOCK rows, a multiple of eight).
+    padded = -(-m // _PRODUCTS) * _PRODUCTS
+    for i in range(m, padded):
+        total[i] = 1.0
+    for i in range(0, padded, _PRODUCTS):
         p0 *= total[i]
         p1 *= total[i + 1]
         p2 *= total[i + 2]
@@ -507,22 +512,6 @@ def _normalize_summed(lp, m, top, total, log_total):  # pragma: no cover
         p5 *= total[i + 5]
         p6 *= total[i + 6]
         p7 *= total[i + 7]
-    # The last rows of a partial block, one to each product.
-    left = m - whole
-    if left > 0:
-        p0 *= total[whole]
-    if left > 1:
-        p1 *= total[whole + 1]
-    if left > 2:
-        p2 *= total[whole + 2]
-    if left > 3:
-        p3 *= total[whole + 3]
-    if left > 4:
-        p4 *= total[whole + 4]
-    if left > 5:
-        p5 *= total[whole + 5]
-    if left > 6:
-        p6 *= total[whole + 6]
     summed += (_log(p0) + _log(p1)) + (_log(p2) + _log(p3))
     summed += (_log(p4) + _log(p5)) + (_log(p6) + _log(p7))
     return summed
