@@ -982,7 +982,7 @@ def test_f_ordered_rows_and_dataframes_take_compiled_runs(monkeypatch, weighted)
     whole run goes to the compiled kernel as their transpose, with no copy,
     and gives run_em's loop to the last bit (and the C-ordered rows' fit to
     rounding: the data's mean sums them in another order)."""
-    pd = pytest.importorskip("pandas")
+    pd = pytest.importorskip("pandas", reason="DataFrames need pandas (the test extra)")
     engine.preload(np.float64, readonly=True)
     X, _ = make_three_gaussians(3_000, random_state=0)
     w = np.random.RandomState(1).uniform(0, 2, len(X)) if weighted else None
@@ -1009,7 +1009,7 @@ def test_read_only_rows_reach_the_kernels_read_only_on_every_path(monkeypatch):
     X is read-only loads those: every row it hands them must be read-only
     (chunks of an F-ordered X are copies, and so are the complete rows of
     a chunk with missing values), or numba compiles anew within the fit."""
-    pd = pytest.importorskip("pandas")
+    pd = pytest.importorskip("pandas", reason="DataFrames need pandas (the test extra)")
     engine.preload(np.float64, readonly=True)
     X, _ = make_three_gaussians(3_000, random_state=0)
     holes = X.copy()
