@@ -33,7 +33,7 @@ from ._covariance import (
     IllDefinedCovariance,
     get_covariance,
 )
-from ._data import NotFinite, TrainingData
+from ._data import NotFinite, TrainingData, all_finite
 from ._em import COLLAPSE_FLOOR, run_em, stats_from_model
 from ._engine import pinning
 from ._init import initial_model
@@ -1212,8 +1212,7 @@ def _checked_finite(estimator, X) -> bool:
     one sum here serves both. Only where it is not finite does the full
     check run (``ensure_all_finite='allow-nan'``).
     """
-    with np.errstate(over="ignore", invalid="ignore"):
-        finite = bool(np.isfinite(X.sum(dtype=np.float64)))
+    finite = all_finite(X)
     if not finite and not get_config()["assume_finite"]:
         check_array(
             X,
