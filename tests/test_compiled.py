@@ -893,11 +893,12 @@ def test_rows_in_read_only_memory_fit_as_writable_ones(monkeypatch):
 
 @pytest.mark.parametrize("n_components", [3, 64])
 @pytest.mark.parametrize("spread", [0.0, 3.0])
-def test_a_blocks_log_likelihood_by_eight_logs_is_as_accurate_as_one_per_row(
+def test_a_blocks_log_likelihood_by_one_log_is_as_accurate_as_one_per_row(
     n_components, spread
 ):
     """Without weights, a block's log-likelihood is ``sum(top) +
-    log(prod(row totals))`` in eight running products: against a sum of
+    log(prod(row totals))``, the product in eight running products taken
+    as one mantissa and one exponent: against a sum of
     float64 log-sum-exps, as close as the weighted path's log per row, also
     where every row's total is k (equal components, the largest products;
     k = 64: 64**32 = 2**192)."""
@@ -929,6 +930,70 @@ def test_a_blocks_log_likelihood_by_eight_logs_is_as_accurate_as_one_per_row(
     assert abs(summed - exact) <= 1e-13 * abs(exact)
     assert abs(per_row - exact) <= 1e-13 * abs(exact)
     assert_allclose(moments, moments_per_row, rtol=1e-14)
+
+
+def _k_exponentials(lp, m, top, total):
+    """The row terms the plain way, as a reference: each row's maximum,
+    ``exp`` of every component's log-density less it, the terms summed in
+    component order; a row with nothing (all ``-inf``, or NaN, where
+    ``exp`` gives 0) gets ones, total k and maximum ``-inf``."""
+    import numba
+
+    @numba.njit(error_model="numpy")
+    def plain(lp, m, top, total):
+        k = lp.shape[0]
+        for i in range(m):
+            t = lp[0, i]
+            for j in range(1, k):
+                t = max(t, lp[j, i])
+            t = 0.0 if t == -np.inf else t
+            top[i] = t
+            total[i] = 0.0
+            for j in range(k):
+                e = kernels._exp_of(lp[j, i] - top[i])
+                lp[j, i] = e
+                total[i] = total[i] + e
+            if total[i] == 0.0:
+                for j in range(k):
+                    lp[j, i] = 1.0
+                total[i] = k
+                top[i] = -np.inf
+
+    plain(lp, m, top, total)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_components", [1, 2, 3, 4, 5, 8])
+def test_k_minus_one_exponentials_give_the_terms_of_k_bit_for_bit(dtype, n_components):
+    """Each row's largest term is exp(0) = 1, so the kernel computes k - 1
+    exponentials a row (its last component's in the largest one's slot):
+    terms, totals and maxima bit for bit those of k exponentials, with
+    ties for the maximum, the last component the largest, rows of ``-inf``
+    and of NaN, and a partial block."""
+    rng = np.random.RandomState(3)
+    k, m = n_components, kernels.BLOCK - 3
+    lp = (30 * rng.randn(k, kernels.BLOCK)).astype(dtype)
+    lp[:, 0] = -np.inf  # nothing: ones, total k
+    lp[0, 1] = -np.inf
+    lp[:, 2] = lp[0, 2]  # every component tied
+    lp[-1, 3] = 1e30  # the last component the largest
+    lp[:, 4] = np.nan
+    lp[-1, 5] = np.nan
+    lp[0, 6] = np.nan
+    if k > 2:
+        lp[1, 7] = lp[2, 7] = 1e30  # two tied above the last
+    got, want = lp.copy(), lp.copy()
+    scratch, plain = (
+        np.zeros((3, kernels.BLOCK), dtype),
+        np.zeros((2, kernels.BLOCK), dtype),
+    )
+    kernels._exponentiate(got, m, scratch[0], scratch[1], scratch[2])
+    _k_exponentials(want, m, plain[0], plain[1])
+    assert_array_equal(got[:, :m], want[:, :m])  # NaN equal to NaN
+    assert_array_equal(scratch[0, :m], plain[0, :m])
+    assert_array_equal(scratch[1, :m], plain[1, :m])
+    # Terms below 1 too (a real test), where there is more than one.
+    assert (want[:, 8:m] == 1).any() and ((want[:, 8:m] < 1).any() or k == 1)
 
 
 def test_inference_reads_finite_rows_once_and_redoes_others_as_checked(monkeypatch):
