@@ -454,17 +454,41 @@ def _term(a, z, t, s):  # pragma: no cover - compiled
 
 
 @_jit
-def _ready(t, z, i, top, total, log_total):  # pragma: no cover - compiled
-    """Row ``i`` before its exponentials, from its maximum ``t`` and its
-    last component's log-density ``z``: ``top`` the maximum (0 where it is
-    ``-inf``, so that every term is 0), ``total`` 0, and (for up to three
-    components, see _term) ``log_total`` the last component's term where it
-    is the maximum, 1 (else 0 until _term finds the maximum; 0 is also
-    ``exp`` of NaN or ``-inf``)."""
-    t = 0.0 if t == -np.inf else t
-    top[i] = t
-    total[i] = 0.0
-    log_total[i] = 1.0 if z == t else 0.0
+def _top(t):  # pragma: no cover - compiled
+    """A row's maximum as its terms take it: 0 where it is ``-inf`` (every
+    log-density ``-inf``), so that every term is 0."""
+    return _zero_of(t) if t == -np.inf else t
+
+
+@_jit
+def _maxima(lp, m, top, spare):  # pragma: no cover - compiled
+    """``top[:m]``: each row's maximum (:func:`_top`) over four or more
+    components; ``spare`` is scratch.
+
+    No loop here stores into an array, under a condition, what it read from
+    the same place (``top[i] = max(top[i], v)``): LLVM makes that a masked
+    store, microcoded on AMD Zen (this pass took 3.7 times as long). The
+    row maxima go back and forth between ``top`` and ``spare`` instead,
+    each loop on named buffers (LLVM does not vectorise as well through
+    swapped references)."""
+    k = lp.shape[0]
+    # The first pass writes where the running maximum must start so that
+    # it ends in ``spare`` for the last component's pass.
+    if k % 2:
+        for i in range(m):
+            spare[i] = max(lp[0, i], lp[1, i])
+    else:
+        for i in range(m):
+            top[i] = max(lp[0, i], lp[1, i])
+    for j in range(2, k - 1):
+        if (j + k) % 2:
+            for i in range(m):
+                top[i] = max(spare[i], lp[j, i])
+        else:
+            for i in range(m):
+                spare[i] = max(top[i], lp[j, i])
+    for i in range(m):
+        top[i] = _top(max(spare[i], lp[k - 1, i]))
 
 
 @_jit
@@ -473,59 +497,31 @@ def _exponentiate(lp, m, top, total, log_total):  # pragma: no cover
     maximum and ``total[:m]`` the row sums (in [1, k]); a row with every
     log-density ``-inf`` gets ones, ``total`` k and ``top`` ``-inf``.
     ``log_total`` is scratch."""
-    k, last = lp.shape[0], lp.shape[0] - 1
-    # No loop here stores into an array, under a condition, what it read
-    # from the same place (``top[i] = max(top[i], v)``): LLVM makes that a
-    # masked store, microcoded on AMD Zen (this pass took 3.7 times as
-    # long). The row maxima go back and forth between ``top`` and
-    # ``log_total`` instead, each loop on named buffers (LLVM does not
-    # vectorise as well through swapped references). The last component's
-    # pass also readies the rows for the exponentials (_ready).
-    if k == 1:
-        for i in range(m):
-            _ready(lp[0, i], lp[0, i], i, top, total, log_total)
-    elif k == 2:
-        for i in range(m):
-            _ready(max(lp[0, i], lp[1, i]), lp[1, i], i, top, total, log_total)
-    else:
-        for i in range(m):
-            log_total[i] = max(lp[0, i], lp[1, i])
-        for j in range(2, last):
-            if j % 2:
-                for i in range(m):
-                    log_total[i] = max(top[i], lp[j, i])
-            else:
-                for i in range(m):
-                    top[i] = max(log_total[i], lp[j, i])
-        if last % 2:
-            for i in range(m):
-                t = max(top[i], lp[last, i])
-                _ready(t, lp[last, i], i, top, total, log_total)
-        else:
-            for i in range(m):
-                t = max(log_total[i], lp[last, i])
-                _ready(t, lp[last, i], i, top, total, log_total)
+    k = lp.shape[0]
     # Every row's largest term is exp(0) = 1: up to three components, the
     # kernel computes k - 1 exponentials a row, not k (a third fewer at
-    # k = 3). Over rows, in vectors, which component is the largest differs
-    # from row to row, so each row's last component takes its place: where
-    # ``lp[j]`` is the row's maximum, its slot computes ``exp(lp[k - 1] -
-    # top)`` and becomes 1 (_term). Every value is the exp of the same
-    # argument as with k exponentials, and each row's sum is added in the
-    # same order, so the results are bit for bit the same (NaN and all
-    # -inf rows included: ``_exp`` gives 0 for both). The selects this
-    # takes cost more than the exponential they save from four components
-    # up (ad hoc, one thread, 1e6 rows, AMD EPYC: the exponentials' pass
-    # 10% faster at k = 3, 25% at k = 2, even at k = 4, 6% slower at k = 8).
-    # Each pass also counts the rows with nothing. The sums are _sum_of's:
-    # LLVM may reassociate additions in the loops of _jit, and each row's
-    # sum must come out the same in every kernel that inlines this.
+    # k = 3), in one pass with the row's maximum. Over rows, in vectors,
+    # which component is the largest differs from row to row, so each
+    # row's last component takes its place: where ``lp[j]`` is the row's
+    # maximum, its slot computes ``exp(lp[k - 1] - top)`` and becomes 1
+    # (_term). Every value is the exp of the same argument as with k
+    # exponentials, and each row's sum is added in the same order, so the
+    # results are bit for bit the same (NaN and all -inf rows included:
+    # ``_exp`` gives 0 for both). From four components up, the selects this
+    # takes cost more than the exponential they save (ad hoc, one thread,
+    # 1e6 rows, AMD EPYC, the exponentials' pass alone: 10% faster at k =
+    # 3, 25% at k = 2, even at k = 4, 6% slower at k = 8). Each pass also
+    # counts the rows with nothing. The sums are _sum_of's: LLVM may
+    # reassociate additions in the loops of _jit, and each row's sum must
+    # come out the same in every kernel that inlines this.
     empty = 0
     if k == 3:
         for i in range(m):
-            t, z = top[i], lp[2, i]
-            e, s = _term(lp[0, i], z, t, log_total[i])
-            g, s = _term(lp[1, i], z, t, s)
+            a, b, z = lp[0, i], lp[1, i], lp[2, i]
+            t = _top(max(max(a, b), z))
+            top[i] = t
+            e, s = _term(a, z, t, _one_of(t) if z == t else _zero_of(t))
+            g, s = _term(b, z, t, s)
             lp[0, i] = e
             lp[1, i] = g
             lp[2, i] = s
@@ -534,8 +530,10 @@ def _exponentiate(lp, m, top, total, log_total):  # pragma: no cover
             empty += sum_ == 0.0
     elif k == 2:
         for i in range(m):
-            t, z = top[i], lp[1, i]
-            e, s = _term(lp[0, i], z, t, log_total[i])
+            a, z = lp[0, i], lp[1, i]
+            t = _top(max(a, z))
+            top[i] = t
+            e, s = _term(a, z, t, _one_of(t) if z == t else _zero_of(t))
             lp[0, i] = e
             lp[1, i] = s
             sum_ = _sum_of(e, s)
@@ -543,14 +541,20 @@ def _exponentiate(lp, m, top, total, log_total):  # pragma: no cover
             empty += sum_ == 0.0
     elif k == 1:
         for i in range(m):
-            s = log_total[i]
+            a = lp[0, i]
+            t = _top(a)
+            top[i] = t
+            s = _one_of(t) if a == t else _zero_of(t)
             lp[0, i] = s
             total[i] = s
             empty += s == 0.0
     else:
+        _maxima(lp, m, top, log_total)
         # Two components per pass: twice the independent work in flight
         # for the latency of exp's polynomial, half the passes over
         # ``total``.
+        for i in range(m):
+            total[i] = 0.0
         for j in range(0, k - 1, 2):
             for i in range(m):
                 t = top[i]
@@ -561,8 +565,8 @@ def _exponentiate(lp, m, top, total, log_total):  # pragma: no cover
                 total[i] = _sum_of(_sum_of(total[i], e), g)
         if k % 2:
             for i in range(m):
-                e = _exp_of(lp[last, i] - top[i])
-                lp[last, i] = e
+                e = _exp_of(lp[k - 1, i] - top[i])
+                lp[k - 1, i] = e
                 total[i] = _sum_of(total[i], e)
         for i in range(m):
             empty += total[i] == 0.0
