@@ -394,6 +394,38 @@ def _add_moments(lp, f, m, scale, moments):  # pragma: no cover
         moments += np.dot(lp, f.T)
         return
     for j in range(k):
+        if q == 6:  # full and tied 2-D: a component's moments in one pass
+            a = b = c = e = g = h = _zero_of(lp[j, 0])
+            for i in range(m):
+                r = lp[j, i] * scale[i]
+                a += r  # times f[0], which is 1
+                b += r * f[1, i]
+                c += r * f[2, i]
+                e += r * f[3, i]
+                g += r * f[4, i]
+                h += r * f[5, i]
+            moments[j, 0] += a
+            moments[j, 1] += b
+            moments[j, 2] += c
+            moments[j, 3] += e
+            moments[j, 4] += g
+            moments[j, 5] += h
+            continue
+        if q == 5:  # diag 2-D
+            a = b = c = e = g = _zero_of(lp[j, 0])
+            for i in range(m):
+                r = lp[j, i] * scale[i]
+                a += r
+                b += r * f[1, i]
+                c += r * f[2, i]
+                e += r * f[3, i]
+                g += r * f[4, i]
+            moments[j, 0] += a
+            moments[j, 1] += b
+            moments[j, 2] += c
+            moments[j, 3] += e
+            moments[j, 4] += g
+            continue
         p = 0
         while p + 4 <= q:
             a = b = c = e = _zero_of(lp[j, 0])
