@@ -8,8 +8,9 @@ each row of ``X`` is read from memory once per E-step and every temporary
 stays in cache. The arithmetic is the numpy kernel's, term for term: feature
 rows ``[1, y, second-order(y)]`` about the common centre, the covariance
 type's log-density weights ``W``, a log-sum-exp shifted by each row's
-maximum, and moments summed in float64 (where a fit wants only the sum of
-the rows' log-likelihoods, by one ``log`` per product of 32 rows' totals).
+maximum (whose own term, 1, is not computed up to three components), and
+moments summed in float64 (where a fit wants only the sum of the rows'
+log-likelihoods, by one ``log`` a block of rows).
 
 float32 rows are computed in the dtype of the buffers they are given: in
 float32 (as scikit-learn's float32 path, and the GPU kernel, do), with each
@@ -76,6 +77,15 @@ _jit = numba.njit(
     # Reassociation lets LLVM vectorise the sums over rows; contraction
     # lets it use FMA. No 'nnan'/'ninf': infinities are meaningful here.
     fastmath={"reassoc", "contract", "nsz", "arcp"},
+)
+# Row helpers whose bodies (two exponentials) are too big for LLVM to inline
+# into a loop, which then would not be vectorised: numba inlines them first.
+_jit_inline = numba.njit(
+    nogil=True,
+    cache=True,
+    error_model="numpy",
+    fastmath={"reassoc", "contract", "nsz", "arcp"},
+    inline="always",
 )
 # The range reductions of exp and log rely on the exact order of their
 # operations (Cody-Waite), so they are compiled without reassociation.
@@ -523,6 +533,33 @@ def _maxima(lp, m, top, spare):  # pragma: no cover - compiled
         top[i] = _top(max(spare[i], lp[k - 1, i]))
 
 
+@_jit_inline
+def _three_terms(a, b, z):  # pragma: no cover - compiled
+    """A row of three components' log-densities ``a, b, z``: its maximum
+    (:func:`_top`), its three terms (two exponentials, see _term) and
+    their sum, added in component order."""
+    t = _top(max(max(a, b), z))
+    e, s = _term(a, z, t, _one_of(t) if z == t else _zero_of(t))
+    g, s = _term(b, z, t, s)
+    return t, e, g, s, _sum_of(_sum_of(e, g), s)
+
+
+@_jit_inline
+def _two_terms(a, z):  # pragma: no cover - compiled
+    """:func:`_three_terms` of two components."""
+    t = _top(max(a, z))
+    e, s = _term(a, z, t, _one_of(t) if z == t else _zero_of(t))
+    return t, e, s, _sum_of(e, s)
+
+
+@_jit_inline
+def _one_term(a):  # pragma: no cover - compiled
+    """:func:`_three_terms` of one component: its term is 1 (0 where its
+    log-density is ``-inf`` or NaN, as ``exp`` gives)."""
+    t = _top(a)
+    return t, _one_of(t) if a == t else _zero_of(t)
+
+
 @_jit
 def _exponentiate(lp, m, top, total, log_total):  # pragma: no cover
     """``lp[:, :m] = exp(lp - top)`` in place, with ``top[:m]`` each row's
@@ -549,34 +586,25 @@ def _exponentiate(lp, m, top, total, log_total):  # pragma: no cover
     empty = 0
     if k == 3:
         for i in range(m):
-            a, b, z = lp[0, i], lp[1, i], lp[2, i]
-            t = _top(max(max(a, b), z))
+            t, e, g, s, sum_ = _three_terms(lp[0, i], lp[1, i], lp[2, i])
             top[i] = t
-            e, s = _term(a, z, t, _one_of(t) if z == t else _zero_of(t))
-            g, s = _term(b, z, t, s)
             lp[0, i] = e
             lp[1, i] = g
             lp[2, i] = s
-            sum_ = _sum_of(_sum_of(e, g), s)
             total[i] = sum_
             empty += sum_ == 0.0
     elif k == 2:
         for i in range(m):
-            a, z = lp[0, i], lp[1, i]
-            t = _top(max(a, z))
+            t, e, s, sum_ = _two_terms(lp[0, i], lp[1, i])
             top[i] = t
-            e, s = _term(a, z, t, _one_of(t) if z == t else _zero_of(t))
             lp[0, i] = e
             lp[1, i] = s
-            sum_ = _sum_of(e, s)
             total[i] = sum_
             empty += sum_ == 0.0
     elif k == 1:
         for i in range(m):
-            a = lp[0, i]
-            t = _top(a)
+            t, s = _one_term(lp[0, i])
             top[i] = t
-            s = _one_of(t) if a == t else _zero_of(t)
             lp[0, i] = s
             total[i] = s
             empty += s == 0.0
@@ -640,22 +668,39 @@ assert BLOCK % _PRODUCTS == 0
 
 @_jit
 def _normalize_summed(lp, m, top, total, log_total):  # pragma: no cover
-    """:func:`_exponentiate`, then the sum of the rows' ``log p(x)``
-    returned in float64 (``sum(top) + log(prod(total))``), for a caller
-    that wants no ``log p(x)`` of its own rows.
+    """:func:`_exponentiate`, for a caller that wants no ``log p(x)`` of
+    its own rows: returns the sum of the rows' ``log p(x)`` in float64
+    (``sum(top) + log(prod(totals))``) and leaves in ``total[:m]`` each
+    row's reciprocal total (what scales its responsibilities).
 
-    The row sums ``total`` lie in [1, k] (the row's largest term is
-    ``exp(0)``), so eight running products in float64 (rows ``i``, ``i +
-    8``, ..., at most 32 factors each) cannot overflow in a block, and one
-    log of the eight, taken as the product of their mantissas (below 256)
-    and the sum of their exponents, replaces one per row (each a division
-    and a series). Ad hoc, one thread, 1e6 rows, k = 3 (AMD EPYC,
-    interleaved): eight logs a block instead of one a row took 3-6% off an
-    E-step. The block's product is within 255 + 7 roundings (2.9e-14
-    relative, the log's absolute error), its log within 4 ulp of a value
-    below ln 256, and the exponent's ``n ln 2`` exact to ln 2's second part:
-    no further from the exact sum than one log per row (each within 4 ulp
-    of ln(k), 256 of them)."""
+    The row totals lie in [1, k] (the row's largest term is ``exp(0)``):
+    a product of at most 32 (of any 256 for k <= 3: 3**256 < 1e123)
+    cannot overflow in float64, so one log of a block's product, taken as
+    a mantissa and an exponent, replaces one per row (each a division and
+    a series). Up to three components the product, the sum of the maxima
+    and the reciprocals come in the exponentials' pass; for more, eight
+    running products (rows ``i``, ``i + 8``, ...) follow it. Ad hoc, one
+    thread, 1e6 rows, k = 3 (AMD EPYC, interleaved): eight logs a block
+    instead of one a row took 3-6% off an E-step. The block's product is
+    within 255 + 7 roundings (2.9e-14 relative, the log's absolute error),
+    its log within 4 ulp of a value below ln 256, and the exponent's ``n
+    ln 2`` exact to ln 2's second part: no further from the exact sum than
+    one log per row (each within 4 ulp of ln(k), 256 of them)."""
+    k = lp.shape[0]
+    if k <= 3:
+        summed, product, empty = _fit_terms(lp, m, top, total)
+        if empty:
+            # A row with nothing (every log-density -inf): equal
+            # responsibilities, and a log-likelihood of -inf.
+            for i in range(m):
+                if total[i] == np.inf:
+                    for j in range(k):
+                        lp[j, i] = 1.0
+                    total[i] = 1.0 / k
+                    top[i] = -np.inf
+            return -np.inf
+        mantissa, exponent = _times(1.0, 0, product)
+        return _sum_of(summed, _log(mantissa) + _ln2_times(exponent))
     _exponentiate(lp, m, top, total, log_total)
     summed = 0.0
     for i in range(m):
@@ -678,6 +723,8 @@ def _normalize_summed(lp, m, top, total, log_total):  # pragma: no cover
         p5 *= total[i + 5]
         p6 *= total[i + 6]
         p7 *= total[i + 7]
+    for i in range(m):
+        total[i] = 1.0 / total[i]
     # One log of the eight: their exponents summed as integers, their
     # mantissas (each in [1, 2)) multiplied, below 256.
     mantissa, exponent = _times(1.0, 0, p0)
@@ -689,6 +736,47 @@ def _normalize_summed(lp, m, top, total, log_total):  # pragma: no cover
     mantissa, exponent = _times(mantissa, exponent, p6)
     mantissa, exponent = _times(mantissa, exponent, p7)
     return _sum_of(summed, _log(mantissa) + _ln2_times(exponent))
+
+
+@_jit
+def _fit_terms(lp, m, top, total):  # pragma: no cover - compiled
+    """:func:`_exponentiate`'s one pass for up to three components, for a
+    fit: ``total[:m]`` the rows' reciprocal totals (``inf`` for a row with
+    nothing, which the caller mends); returns the sum of the rows' maxima,
+    the product of their totals (both in float64) and how many rows have
+    nothing."""
+    k = lp.shape[0]
+    summed, product, empty = 0.0, 1.0, 0
+    if k == 3:
+        for i in range(m):
+            t, e, g, s, sum_ = _three_terms(lp[0, i], lp[1, i], lp[2, i])
+            top[i] = t
+            lp[0, i] = e
+            lp[1, i] = g
+            lp[2, i] = s
+            total[i] = 1.0 / sum_
+            summed += t
+            product *= sum_
+            empty += sum_ == 0.0
+    elif k == 2:
+        for i in range(m):
+            t, e, s, sum_ = _two_terms(lp[0, i], lp[1, i])
+            top[i] = t
+            lp[0, i] = e
+            lp[1, i] = s
+            total[i] = 1.0 / sum_
+            summed += t
+            product *= sum_
+            empty += sum_ == 0.0
+    else:
+        for i in range(m):
+            t, s = _one_term(lp[0, i])
+            top[i] = t
+            lp[0, i] = s
+            total[i] = 1.0 / s
+            summed += t
+            empty += s == 0.0
+    return summed, product, empty
 
 
 @_jit_exact
@@ -758,8 +846,6 @@ def _stats_range(  # pragma: no cover - compiled
             log_likelihood += _weigh(m, w[start:stop], top, total, log_total)
         else:
             log_likelihood += _normalize_summed(lp, m, top, total, log_total)
-            for i in range(m):
-                total[i] = 1.0 / total[i]
         _add_moments(lp, f, m, total, moments)
     return log_likelihood
 

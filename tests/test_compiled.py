@@ -932,6 +932,33 @@ def test_a_blocks_log_likelihood_by_one_log_is_as_accurate_as_one_per_row(
     assert_allclose(moments, moments_per_row, rtol=1e-14)
 
 
+@pytest.mark.parametrize("n_components", [1, 2, 3, 5])
+def test_a_row_with_nothing_gives_equal_responsibilities_and_minus_inf(n_components):
+    """A row whose log-densities are all ``-inf`` (here its square
+    overflows) gets equal responsibilities and makes the log-likelihood
+    ``-inf``, on the unweighted path (one pass up to three components, the
+    reciprocals in it) as on the weighted one (a log per row)."""
+    rng = np.random.RandomState(5)
+    k, n, d = n_components, 700, 2
+    x = rng.randn(n, d)
+    x[[3, 300, 699]] = 1e200  # in the first block, a middle one, the last
+    w_matrix = np.column_stack([rng.randn(k), rng.randn(k, d), -0.5 - rng.rand(k)])
+    q = w_matrix.shape[1]
+    f, lp = np.empty((q, kernels.BLOCK)), np.empty((k, kernels.BLOCK))
+    scratch = np.empty((3, kernels.BLOCK))
+
+    def stats(w):
+        moments = np.zeros((k, q))
+        args = (np.zeros(d), w_matrix, 2, moments, f, lp, scratch)
+        return kernels.stats_rows(x, w, *args), moments
+
+    summed, moments = stats(np.empty(0))
+    per_row, moments_per_row = stats(np.ones(n))
+    assert summed == per_row == -np.inf
+    assert_allclose(moments[:, 0].sum(), n, rtol=1e-13)  # every row counted once
+    assert_allclose(moments, moments_per_row, rtol=1e-14)
+
+
 def _k_exponentials(lp, m, top, total):
     """The row terms the plain way, as a reference: each row's maximum,
     ``exp`` of every component's log-density less it, the terms summed in
