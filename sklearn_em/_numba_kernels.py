@@ -342,7 +342,7 @@ def _log_densities(f, m, w_matrix, lp):  # pragma: no cover
     # each row of lp once, not three or four times.
     for j in range(k):
         w0 = w_matrix[j, 0]
-        if q == 6:  # full and tied 2-D: the whole row in one pass
+        if q == 6:  # full and tied 2-D (spherical 4-D): the row in one pass
             wa, wb = w_matrix[j, 1], w_matrix[j, 2]
             wc, wd, we = w_matrix[j, 3], w_matrix[j, 4], w_matrix[j, 5]
             for i in range(m):
@@ -394,17 +394,18 @@ def _log_densities(f, m, w_matrix, lp):  # pragma: no cover
 @_jit
 def _add_moments(lp, f, m, scale, moments):  # pragma: no cover
     """``moments += (lp[:, :m] * scale[:m]) @ f[:, :m].T``, four feature
-    rows per pass, each block's sums in the buffers' precision (by BLAS
-    where :data:`GEMM_PRODUCTS` says). ``scale`` is each row's reciprocal
-    total (times its weight): taken here, not in a pass of its own over
-    ``lp``, the responsibilities are never stored."""
+    rows per pass (all of them for q = 5 or 6), each block's sums in the
+    buffers' precision (by BLAS where :data:`GEMM_PRODUCTS` says).
+    ``scale`` is each row's reciprocal total (times its weight): taken
+    here, not in a pass of its own over ``lp``, the responsibilities are
+    never stored."""
     k, q = moments.shape
     if k * q > GEMM_PRODUCTS and m == f.shape[1] and m == lp.shape[1]:
         _scale(lp, m, scale)
         moments += np.dot(lp, f.T)
         return
     for j in range(k):
-        if q == 6:  # full and tied 2-D: a component's moments in one pass
+        if q == 6:  # full and tied 2-D (spherical 4-D): one pass a component
             a = b = c = e = g = h = _zero_of(lp[j, 0])
             for i in range(m):
                 r = lp[j, i] * scale[i]
@@ -421,7 +422,7 @@ def _add_moments(lp, f, m, scale, moments):  # pragma: no cover
             moments[j, 4] += g
             moments[j, 5] += h
             continue
-        if q == 5:  # diag 2-D
+        if q == 5:  # diag 2-D (spherical 3-D)
             a = b = c = e = g = _zero_of(lp[j, 0])
             for i in range(m):
                 r = lp[j, i] * scale[i]
@@ -450,8 +451,8 @@ def _add_moments(lp, f, m, scale, moments):  # pragma: no cover
             moments[j, p + 2] += c
             moments[j, p + 3] += e
             p += 4
-        # The last one to three features in one pass (full 2-D data: q = 6,
-        # two passes a component, not three).
+        # The last one to three features in one pass (diag 3-D data: q = 7,
+        # two passes a component, not four).
         if q - p == 3:
             a = b = c = _zero_of(lp[j, 0])
             for i in range(m):
@@ -498,14 +499,20 @@ def _term(a, z, t, s):  # pragma: no cover - compiled
 @_jit
 def _top(t):  # pragma: no cover - compiled
     """A row's maximum as its terms take it: 0 where it is ``-inf`` (every
-    log-density ``-inf``), so that every term is 0."""
-    return _zero_of(t) if t == -np.inf else t
+    log-density ``-inf``), so that every term is 0; NaN where it is
+    ``+inf`` (``t - t``, in ``t``'s precision), so that every term is 0
+    too (``exp(inf - inf)`` is NaN's, 0), where _term would otherwise take
+    the infinite one's slot for the maximum's, 1."""
+    if t == -np.inf:
+        return _zero_of(t)
+    return t - t if t == np.inf else t
 
 
 @_jit
 def _maxima(lp, m, top, spare):  # pragma: no cover - compiled
     """``top[:m]``: each row's maximum (:func:`_top`) over four or more
-    components; ``spare`` is scratch.
+    components (three at least: the first pass writes the buffer that the
+    second reads); ``spare`` is scratch.
 
     No loop here stores into an array, under a condition, what it read from
     the same place (``top[i] = max(top[i], v)``): LLVM makes that a masked
@@ -682,7 +689,7 @@ def _normalize_summed(lp, m, top, total, log_total):  # pragma: no cover
     running products (rows ``i``, ``i + 8``, ...) follow it. Ad hoc, one
     thread, 1e6 rows, k = 3 (AMD EPYC, interleaved): eight logs a block
     instead of one a row took 3-6% off an E-step. The block's product is
-    within 255 + 7 roundings (2.9e-14 relative, the log's absolute error),
+    within 255 roundings (2.9e-14 relative, the log's absolute error),
     its log within 4 ulp of a value below ln 256, and the exponent's ``n
     ln 2`` exact to ln 2's second part: no further from the exact sum than
     one log per row (each within 4 ulp of ln(k), 256 of them)."""
@@ -754,7 +761,7 @@ def _fit_terms(lp, m, top, total):  # pragma: no cover - compiled
             lp[0, i] = e
             lp[1, i] = g
             lp[2, i] = s
-            total[i] = 1.0 / sum_
+            total[i] = _one_of(sum_) / sum_
             summed += t
             product *= sum_
             empty += sum_ == 0.0
@@ -764,7 +771,7 @@ def _fit_terms(lp, m, top, total):  # pragma: no cover - compiled
             top[i] = t
             lp[0, i] = e
             lp[1, i] = s
-            total[i] = 1.0 / sum_
+            total[i] = _one_of(sum_) / sum_
             summed += t
             product *= sum_
             empty += sum_ == 0.0
@@ -773,7 +780,7 @@ def _fit_terms(lp, m, top, total):  # pragma: no cover - compiled
             t, s = _one_term(lp[0, i])
             top[i] = t
             lp[0, i] = s
-            total[i] = 1.0 / s
+            total[i] = _one_of(s) / s
             summed += t
             empty += s == 0.0
     return summed, product, empty
@@ -885,7 +892,7 @@ def _argmax_step(lp, j, m, best, label, best_out, label_out):  # pragma: no cove
     """Fold component ``j`` into the running maxima ``best`` and their
     components ``label``, written to the ``_out`` buffers: never in place,
     where LLVM would make the update a masked store (see
-    :func:`_exponentiate`)."""
+    :func:`_maxima`)."""
     for i in range(m):
         v, b = lp[j, i], best[i]
         better = v > b
