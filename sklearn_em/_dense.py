@@ -151,7 +151,7 @@ class CompiledRun:
 # Bytes to which block buffers are aligned: a cache line. numpy aligns a
 # small array to 16 bytes, so a 32-byte vector load from a buffer not on a
 # 64-byte boundary straddles two cache lines every other load or so: the
-# compiled E-step over 1e6 rows took 15-20% longer (ad hoc, one thread, k
+# compiled E-step over 1e6 rows took 14-19% longer (ad hoc, one thread, k
 # = 3, AMD EPYC, buffers 16 or 48 bytes past a line against on one: full
 # 10.6 / 8.9 ms, diag 9.5 / 8.4, spherical 9.0 / 7.7), and which it got
 # varied from one process to the next.

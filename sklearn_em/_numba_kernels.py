@@ -586,7 +586,7 @@ def _exponentiate(lp, m, top, total, log_total):  # pragma: no cover
     # ``_exp`` gives 0 for both). From four components up, the selects this
     # takes cost more than the exponential they save (ad hoc, one thread,
     # 1e6 rows, AMD EPYC, the exponentials' pass alone: 10% faster at k =
-    # 3, 25% at k = 2, even at k = 4, 6% slower at k = 8). Each pass also
+    # 3, 20-25% at k = 2, even at k = 4, 6% slower at k = 8). Each pass also
     # counts the rows with nothing. The sums are _sum_of's: LLVM may
     # reassociate additions in the loops of _jit, and each row's sum must
     # come out the same in every kernel that inlines this.

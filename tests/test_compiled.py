@@ -1151,7 +1151,7 @@ def test_block_buffers_reach_the_kernels_on_cache_lines(monkeypatch, dtype):
     """The kernels' block buffers (feature rows, log-densities, scratch)
     start on 64-byte boundaries, on one thread and on two, in fits and
     inference: numpy aligns small arrays to 16 bytes only, and vector loads
-    that straddle cache lines cost the E-step 15-20%."""
+    that straddle cache lines cost the E-step 14-19%."""
     from sklearn_em._dense import ALIGNMENT, Workspace, aligned_empty
 
     for size in (1, 7, 256, 1_536):
