@@ -638,12 +638,20 @@ def _exponentiate(lp, m, top, total, log_total):  # pragma: no cover
         for i in range(m):
             empty += total[i] == 0.0
     if empty:
-        for i in range(m):
-            if total[i] == 0.0:
-                for j in range(k):
-                    lp[j, i] = 1.0
-                total[i] = k
-                top[i] = -np.inf
+        _mend_empty(lp, m, top, total, 0.0, k)
+
+
+@_jit
+def _mend_empty(lp, m, top, total, found, value):  # pragma: no cover
+    """Rows with nothing (every log-density ``-inf``), whose ``total`` is
+    ``found``: equal responsibilities (ones), ``total`` ``value`` and
+    ``top`` ``-inf``, as the numpy kernel gives them."""
+    for i in range(m):
+        if total[i] == found:
+            for j in range(lp.shape[0]):
+                lp[j, i] = 1.0
+            total[i] = value
+            top[i] = -np.inf
 
 
 @_jit
@@ -696,15 +704,8 @@ def _normalize_summed(lp, m, top, total, log_total):  # pragma: no cover
     k = lp.shape[0]
     if k <= 3:
         summed, product, empty = _fit_terms(lp, m, top, total)
-        if empty:
-            # A row with nothing (every log-density -inf): equal
-            # responsibilities, and a log-likelihood of -inf.
-            for i in range(m):
-                if total[i] == np.inf:
-                    for j in range(k):
-                        lp[j, i] = 1.0
-                    total[i] = 1.0 / k
-                    top[i] = -np.inf
+        if empty:  # reciprocal totals: inf for a row with nothing
+            _mend_empty(lp, m, top, total, np.inf, 1.0 / k)
             return -np.inf
         mantissa, exponent = _times(1.0, 0, product)
         return _sum_of(summed, _log(mantissa) + _ln2_times(exponent))
