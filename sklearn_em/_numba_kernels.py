@@ -917,6 +917,8 @@ def _argmax(lp, m, scratch, out, spare):  # pragma: no cover - compiled
     took 5.5-5.9 ms against 6.2 before at 1e6 rows, k = 3, one thread (AMD
     EPYC, ad hoc, two runs), and ``lloyd_rows`` 7.5-7.8 against 7.7-10.2."""
     k = lp.shape[0]
+    if k <= 3:
+        return _argmax_few(lp, m, out)
     best, best2, total = scratch[0], scratch[1], scratch[2]
     for i in range(m):
         best[i] = lp[0, i]
@@ -934,11 +936,45 @@ def _argmax(lp, m, scratch, out, spare):  # pragma: no cover - compiled
             out[i] = spare[i]
     bad = 0
     for i in range(m):
-        bad += total[i] - total[i] != 0.0
+        bad += not _finite(total[i])
     if bad:
         for i in range(m):
-            if total[i] - total[i] != 0.0:
+            if not _finite(total[i]):
                 out[i] = -1
+    return bad
+
+
+@_jit_exact
+def _finite(x):  # pragma: no cover - compiled
+    """Whether ``x`` is finite (``x - x`` is 0, not NaN). Compiled without
+    reassociation: with it, LLVM folds ``(a + b) - (a + b)`` to 0."""
+    return x - x == 0.0
+
+
+@_jit
+def _argmax_few(lp, m, out):  # pragma: no cover - compiled
+    """:func:`_argmax` of up to three components in one pass: each row's
+    label, and whether its log-densities are finite, from values held in
+    registers, written once. Ad hoc, one thread, 1e6 rows (AMD EPYC,
+    interleaved, labels-only ``posterior_rows``): k = 3 full 3.0 ms against
+    5.2 with _argmax's steps, diag 2.6 against 4.6; k = 2 2.5 against 4.5."""
+    k = lp.shape[0]
+    bad = 0
+    for i in range(m):
+        best = total = lp[0, i]
+        label = 0
+        if k > 1:
+            v = lp[1, i]
+            total += v
+            label = 1 if v > best else label
+            best = v if v > best else best
+        if k > 2:
+            v = lp[2, i]
+            total += v
+            label = 2 if v > best else label
+        finite = _finite(total)
+        out[i] = label if finite else -1
+        bad += not finite
     return bad
 
 

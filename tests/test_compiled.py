@@ -1038,6 +1038,37 @@ def test_k_minus_one_exponentials_give_the_terms_of_k_bit_for_bit(dtype, n_compo
     assert (want[:, 10:m] == 1).any() and ((want[:, 10:m] < 1).any() or k == 1)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_components", [1, 2, 3, 4, 5])
+def test_labels_are_argmax_and_minus_one_where_not_finite(dtype, n_components):
+    """The labels pass (one pass up to three components, the folding steps
+    above) gives numpy's argmax, the first of tied maxima, and -1 (counted)
+    for a row with a log-density that is NaN or infinite, on a partial
+    block."""
+    rng = np.random.RandomState(5)
+    k, m = n_components, kernels.BLOCK - 3
+    lp = (30 * rng.randn(k, kernels.BLOCK)).astype(dtype)
+    lp[:, 2] = lp[0, 2]  # every component tied
+    lp[-1, 3] = 1e30  # the last component the largest
+    if k > 2:
+        lp[1, 7] = lp[2, 7] = 1e30  # two tied above the last
+    not_finite = {4: np.nan, 5: np.inf, 6: -np.inf}
+    for i, value in not_finite.items():
+        lp[-1, i] = value
+    lp[:, 8] = -np.inf
+    out = np.full(kernels.BLOCK, 99, dtype=np.intp)
+    spare = np.empty(kernels.BLOCK, dtype=np.intp)
+    scratch = np.empty((3, kernels.BLOCK), dtype)
+    bad = kernels._argmax(lp, m, scratch, out, spare)
+    want = lp[:, :m].argmax(axis=0)
+    flagged = [*not_finite, 8]
+    want[flagged] = -1
+    assert bad == len(flagged)
+    assert_array_equal(out[:m], want)
+    assert (out[m:] == 99).all()  # nothing written past the block's rows
+    assert len(set(want[9:])) == k  # every component wins somewhere
+
+
 def test_inference_reads_finite_rows_once_and_redoes_others_as_checked(monkeypatch):
     """On the compiled engine, new rows are not summed to check they are
     finite (the kernel flags every row that is not): the same answers as
