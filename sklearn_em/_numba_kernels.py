@@ -662,18 +662,6 @@ def _scale(lp, m, scale):  # pragma: no cover - compiled
             lp[j, i] *= scale[i]
 
 
-@_jit
-def _normalize(lp, m, top, total, log_total):  # pragma: no cover
-    """Responsibilities in ``lp[:, :m]`` in place and ``log p(x)`` in
-    ``log_total[:m]``; a row with every log-density ``-inf`` gets
-    ``-inf`` and equal responsibilities, as the numpy kernel does."""
-    _exponentiate(lp, m, top, total, log_total)
-    for i in range(m):
-        log_total[i] = _log_of(total[i]) + top[i]
-        total[i] = 1.0 / total[i]
-    _scale(lp, m, total)
-
-
 # Row sums multiplied together before one log (see _normalize_summed): each
 # of the products takes at most BLOCK / _PRODUCTS = 32 sums, each in [1, k],
 # so in float64 it stays finite for any k below 2**31.
@@ -1008,22 +996,25 @@ def posterior_rows(  # pragma: no cover - compiled
             bad = _argmax(lp, m, scratch, labels[start:stop], spare)
         if normalize:
             bad = _flag_rows(lp, m, nan)
-            _normalize(lp, m, top, total, log_total)
+            _exponentiate(lp, m, top, total, log_total)
             for i in range(m):
-                log_norm[start + i] = log_total[i] + nan[i]
+                log_norm[start + i] = (_log_of(total[i]) + top[i]) + nan[i]
+            if want_resp:
+                for i in range(m):
+                    total[i] = 1.0 / total[i]
+                _store_scaled(lp, m, total, resp[start:stop])
         n_bad += bad
-        if want_resp:
-            _store_transposed(lp, m, resp[start:stop])
     return n_bad
 
 
 @_jit
-def _store_transposed(lp, m, out):  # pragma: no cover - compiled
-    """``out[:m] = lp[:, :m].T``."""
+def _store_scaled(lp, m, scale, out):  # pragma: no cover - compiled
+    """``out[:m] = (lp[:, :m] * scale[:m]).T``: responsibilities scaled as
+    they are stored, not in a pass of their own."""
     k = lp.shape[0]
     for i in range(m):
         for j in range(k):
-            out[i, j] = lp[j, i]
+            out[i, j] = lp[j, i] * scale[i]
 
 
 # -- the M-step and the next E-step's log-density weights, in one call --
