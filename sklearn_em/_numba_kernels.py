@@ -871,7 +871,7 @@ def _flag_rows(lp, m, flags):  # pragma: no cover - compiled
             flags[i] += lp[j, i]
     bad = 0
     for i in range(m):
-        flags[i] = flags[i] - flags[i]
+        flags[i] = _finite_part(flags[i])
         bad += flags[i] != flags[i]
     return bad
 
@@ -896,14 +896,16 @@ def _argmax(lp, m, scratch, out, spare):  # pragma: no cover - compiled
     with a log-density that is not finite (as :func:`_flag_rows` flags it),
     set only where a count says there is one; returns how many. ``scratch``:
     three rows of ``BLOCK``; ``spare``: ``BLOCK`` integers like ``out``'s, the
-    labels' other buffer.
+    labels' other buffer (neither used up to three components, which
+    :func:`_argmax_few` takes in one pass).
 
-    LLVM vectorises the steps into ``spare`` but not those back into
-    ``out`` (nor, in :func:`_nearest`, the second buffers' steps back); a
-    step and a copy back per component instead measured slower. With the
-    masked stores of the in-place form gone, labels-only ``posterior_rows``
-    took 5.5-5.9 ms against 6.2 before at 1e6 rows, k = 3, one thread (AMD
-    EPYC, ad hoc, two runs), and ``lloyd_rows`` 7.5-7.8 against 7.7-10.2."""
+    From four components, LLVM vectorises the steps into ``spare`` but not
+    those back into ``out`` (nor, in :func:`_nearest`, the second buffers'
+    steps back); a step and a copy back per component instead measured
+    slower. With the masked stores of the in-place form gone, these steps
+    took labels-only ``posterior_rows`` to 5.5-5.9 ms from 6.2 at 1e6 rows,
+    k = 3, one thread (AMD EPYC, ad hoc, two runs), and ``lloyd_rows`` to
+    7.5-7.8 from 7.7-10.2."""
     k = lp.shape[0]
     if k <= 3:
         return _argmax_few(lp, m, out)
@@ -933,10 +935,17 @@ def _argmax(lp, m, scratch, out, spare):  # pragma: no cover - compiled
 
 
 @_jit_exact
+def _finite_part(x):  # pragma: no cover - compiled
+    """``x - x``: 0 where ``x`` is finite, NaN where it is not. Compiled
+    without reassociation: with it, LLVM folds ``(a + b) - (a + b)`` to 0
+    (a sum's finiteness test then always passed)."""
+    return x - x
+
+
+@_jit_exact
 def _finite(x):  # pragma: no cover - compiled
-    """Whether ``x`` is finite (``x - x`` is 0, not NaN). Compiled without
-    reassociation: with it, LLVM folds ``(a + b) - (a + b)`` to 0."""
-    return x - x == 0.0
+    """Whether ``x`` is finite (see :func:`_finite_part`)."""
+    return _finite_part(x) == 0.0
 
 
 @_jit
@@ -945,7 +954,8 @@ def _argmax_few(lp, m, out):  # pragma: no cover - compiled
     label, and whether its log-densities are finite, from values held in
     registers, written once. Ad hoc, one thread, 1e6 rows (AMD EPYC,
     interleaved, labels-only ``posterior_rows``): k = 3 full 3.0 ms against
-    5.2 with _argmax's steps, diag 2.6 against 4.6; k = 2 2.5 against 4.5."""
+    5.2 with _argmax's steps, diag 2.6 against 4.6; k = 2 2.5 against 4.5.
+    Components past the third are not read: _argmax sends only k <= 3."""
     k = lp.shape[0]
     bad = 0
     for i in range(m):

@@ -1056,17 +1056,24 @@ def test_labels_are_argmax_and_minus_one_where_not_finite(dtype, n_components):
     for i, value in not_finite.items():
         lp[-1, i] = value
     lp[:, 8] = -np.inf
+    lp[0, 9] = np.nan  # NaN in the first component, the others finite
+    lp[k // 2, 10] = np.nan  # ... in a middle one (the first, at k = 1)
+    lp[0, 11], lp[-1, 11] = np.inf, -np.inf  # at k = 1: -inf alone
+    # Finite log-densities whose sum overflows: flagged too (as _flag_rows
+    # flags them, for the caller to redo on the checked path).
+    big = np.finfo(dtype).max
+    lp[:, 12] = big if k > 1 else np.inf
     out = np.full(kernels.BLOCK, 99, dtype=np.intp)
     spare = np.empty(kernels.BLOCK, dtype=np.intp)
     scratch = np.empty((3, kernels.BLOCK), dtype)
     bad = kernels._argmax(lp, m, scratch, out, spare)
     want = lp[:, :m].argmax(axis=0)
-    flagged = [*not_finite, 8]
+    flagged = [*not_finite, 8, 9, 10, 11, 12]
     want[flagged] = -1
     assert bad == len(flagged)
     assert_array_equal(out[:m], want)
     assert (out[m:] == 99).all()  # nothing written past the block's rows
-    assert len(set(want[9:])) == k  # every component wins somewhere
+    assert len(set(want[13:])) == k  # every component wins somewhere
 
 
 def test_inference_reads_finite_rows_once_and_redoes_others_as_checked(monkeypatch):
