@@ -484,6 +484,20 @@ def _sum_of(a, b):  # pragma: no cover - compiled
     return a + b
 
 
+@_jit_exact
+def _finite_part(x):  # pragma: no cover - compiled
+    """``x - x``: 0 where ``x`` is finite, NaN where it is not. Compiled
+    without reassociation: with it, LLVM folds ``(a + b) - (a + b)`` to 0
+    (a sum's finiteness test then always passed)."""
+    return x - x
+
+
+@_jit_exact
+def _finite(x):  # pragma: no cover - compiled
+    """Whether ``x`` is finite (see :func:`_finite_part`)."""
+    return _finite_part(x) == 0.0
+
+
 @_jit
 def _term(a, z, t, s):  # pragma: no cover - compiled
     """A row's term ``exp(a - t)`` of a component's log-density ``a``
@@ -500,12 +514,12 @@ def _term(a, z, t, s):  # pragma: no cover - compiled
 def _top(t):  # pragma: no cover - compiled
     """A row's maximum as its terms take it: 0 where it is ``-inf`` (every
     log-density ``-inf``), so that every term is 0; NaN where it is
-    ``+inf`` (``t - t``, in ``t``'s precision), so that every term is 0
-    too (``exp(inf - inf)`` is NaN's, 0), where _term would otherwise take
-    the infinite one's slot for the maximum's, 1."""
+    ``+inf`` (:func:`_finite_part`, in ``t``'s precision), so that every
+    term is 0 too (``exp(inf - inf)`` is NaN's, 0), where _term would
+    otherwise take the infinite one's slot for the maximum's, 1."""
     if t == -np.inf:
         return _zero_of(t)
-    return t - t if t == np.inf else t
+    return _finite_part(t) if t == np.inf else t
 
 
 @_jit
@@ -932,20 +946,6 @@ def _argmax(lp, m, scratch, out, spare):  # pragma: no cover - compiled
             if not _finite(total[i]):
                 out[i] = -1
     return bad
-
-
-@_jit_exact
-def _finite_part(x):  # pragma: no cover - compiled
-    """``x - x``: 0 where ``x`` is finite, NaN where it is not. Compiled
-    without reassociation: with it, LLVM folds ``(a + b) - (a + b)`` to 0
-    (a sum's finiteness test then always passed)."""
-    return x - x
-
-
-@_jit_exact
-def _finite(x):  # pragma: no cover - compiled
-    """Whether ``x`` is finite (see :func:`_finite_part`)."""
-    return _finite_part(x) == 0.0
 
 
 @_jit
