@@ -10,6 +10,13 @@ fixed costs that a fit must never pay where it would not win them back:
   it the whole-run loop ``em_rows`` (``benchmarks/bench_engine_load.py``),
   and ~7 s more for rows in read-only memory (typed apart by numba).
 
+The compile is once per machine only where numba can cache the compiled
+code: next to the package, in ``NUMBA_CACHE_DIR``, or in the user's cache
+directory. Where none is writable (a read-only install run by a user without
+a writable home, such as a container's non-root user), ``'numba'`` compiles
+the kernels in memory in every process and ``'auto'`` does not load them at
+all; each says so once, naming ``NUMBA_CACHE_DIR``.
+
 So the engine is chosen per data source, by these rules:
 
 ``'numpy'``
@@ -45,6 +52,7 @@ import functools
 import importlib.util
 import os
 import threading
+import warnings
 from contextlib import contextmanager
 from functools import lru_cache
 from types import ModuleType
@@ -225,9 +233,30 @@ def _flavour(dtype, readonly: bool) -> str:
     return np.dtype(dtype).name + ("-readonly" if readonly else "")
 
 
-def _load(dtype, readonly: bool = False) -> ModuleType:
+# Where numba finds no writable cache directory (see _numba_kernels.CACHED).
+_UNCACHED = (
+    "numba finds no writable directory to cache sklearn-em's compiled kernels "
+    "in (set NUMBA_CACHE_DIR to one)"
+)
+_uncached_said: set = set()
+
+
+class _Uncached(RuntimeError):
+    """A background load declined: the kernels could not be cached."""
+
+
+def _say_uncached(what: str) -> None:
+    """Warn once per process about ``what`` happens without a cache."""
+    if what not in _uncached_said:
+        _uncached_said.add(what)
+        warnings.warn(f"{_UNCACHED}: {what}.", UserWarning, stacklevel=2)
+
+
+def _load(dtype, readonly: bool = False, uncached: bool = True) -> ModuleType:
     """The kernels module with the kernels for ``dtype`` rows (read-only
-    ones where ``readonly``) compiled."""
+    ones where ``readonly``) compiled. Where numba cannot cache them they
+    are compiled in memory, with a warning, or, unless ``uncached``, not at
+    all (:class:`_Uncached`)."""
     global _kernels
     with _lock:
         if _kernels is None:
@@ -236,6 +265,13 @@ def _load(dtype, readonly: bool = False) -> ModuleType:
             _kernels = _numba_kernels
         key = _flavour(dtype, readonly)
         if key not in _ready:
+            if not _kernels.CACHED:
+                if not uncached:
+                    raise _Uncached(_UNCACHED)
+                _say_uncached(
+                    "they are compiled in this process (tens of seconds) "
+                    "and not kept for the next"
+                )
             _compile(_kernels, dtype, readonly)
             _ready.add(key)
         return _kernels
@@ -243,7 +279,9 @@ def _load(dtype, readonly: bool = False) -> ModuleType:
 
 def _load_in_background(dtype, readonly: bool) -> None:
     try:
-        _load(dtype, readonly)
+        # Tens of seconds of a core in every process, where they cannot be
+        # cached, is more than 'auto' may spend behind the user's back.
+        _load(dtype, readonly, uncached=False)
     except Exception as error:
         # A kernel that cannot be built (a numba that does not support this
         # platform, say) must not break anything: 'auto' stays on numpy, and
@@ -365,4 +403,9 @@ def select(
         return _kernels
     if n_rows * products >= WARM_UP_WORK:
         _warm_up(dtype, readonly)
+        if _failed and isinstance(_failed[0], _Uncached):
+            _say_uncached(
+                "engine='auto' stays on numpy rather than compile them (tens of "
+                "seconds) in every process; engine='numba' compiles them in this one"
+            )
     return None

@@ -70,9 +70,32 @@ GEMM_PRODUCTS = 80
 # argument is clamped there so that the exponent built in the bits stays valid.
 _EXP_FLOOR = -708.0
 
+
+def _cache_probe():  # pragma: no cover - never called
+    """Stands in for the kernels below in :func:`_cache_available`."""
+
+
+def _cache_available() -> bool:
+    """Whether numba finds a writable place for this module's compiled code:
+    ``NUMBA_CACHE_DIR``, next to this file, or the user's cache directory.
+    A read-only install run by a user without a writable home (a
+    container's non-root user, say) has none, and there every kernel's
+    definition with ``cache=True`` would raise numba's RuntimeError."""
+    try:
+        numba.njit(cache=True)(_cache_probe)
+    except RuntimeError:
+        return False
+    return True
+
+
+# Whether compiled code is kept on disk for later processes; where it is not,
+# the kernels are compiled in memory (see _engine._load).
+CACHED = _cache_available()
+
+
 _jit = numba.njit(
     nogil=True,
-    cache=True,
+    cache=CACHED,
     error_model="numpy",
     # Reassociation lets LLVM vectorise the sums over rows; contraction
     # lets it use FMA. No 'nnan'/'ninf': infinities are meaningful here.
@@ -82,7 +105,7 @@ _jit = numba.njit(
 # into a loop, which then would not be vectorised: numba inlines them first.
 _jit_inline = numba.njit(
     nogil=True,
-    cache=True,
+    cache=CACHED,
     error_model="numpy",
     fastmath={"reassoc", "contract", "nsz", "arcp"},
     inline="always",
@@ -90,7 +113,7 @@ _jit_inline = numba.njit(
 # The range reductions of exp and log rely on the exact order of their
 # operations (Cody-Waite), so they are compiled without reassociation.
 _jit_exact = numba.njit(
-    nogil=True, cache=True, error_model="numpy", fastmath={"contract"}
+    nogil=True, cache=CACHED, error_model="numpy", fastmath={"contract"}
 )
 # The M-step: loops over a few components and features, nothing to
 # vectorise, and compiled without reassociation so that its arithmetic is

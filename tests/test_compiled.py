@@ -384,7 +384,7 @@ def test_auto_does_not_wait_for_a_load_in_progress(monkeypatch):
 
 
 def test_a_failed_background_load_leaves_auto_on_numpy(monkeypatch):
-    def broken(dtype, readonly=False):
+    def broken(dtype, readonly=False, uncached=True):
         raise RuntimeError("no compiler for this platform")
 
     monkeypatch.setattr(engine, "_ready", set())
@@ -399,6 +399,64 @@ def test_a_failed_background_load_leaves_auto_on_numpy(monkeypatch):
         assert engine.select(np.float64, 10**7, 18, direct=False) is None
         assert engine._warming is not None and not engine._warming.is_alive()
     assert len(engine._failed) == 1
+
+
+def test_kernels_compile_in_memory_where_numba_finds_nowhere_to_cache_them():
+    # A read-only install run by a user without a writable home: no cache
+    # locator applies (simulated by offering numba none), where every
+    # definition with cache=True raised numba's RuntimeError on import.
+    code = textwrap.dedent(
+        """
+        import numba.core.caching as caching
+        caching.CacheImpl._locator_classes = []
+        from sklearn_em import _numba_kernels as kernels
+        assert kernels.CACHED is False
+        assert kernels._sum_of(1.0, 2.0) == 3.0
+        assert type(kernels._sum_of._cache).__name__ == "NullCache"
+        """
+    )
+    if not hasattr(numba_caching().CacheImpl, "_locator_classes"):
+        pytest.skip("this numba chooses cache locators otherwise")
+    subprocess.run([sys.executable, "-c", code], check=True, env=_clean_env())
+    assert kernels.CACHED, "this test run's kernels are not cached either"
+
+
+def numba_caching():
+    import numba.core.caching
+
+    return numba.core.caching
+
+
+def _uncached(monkeypatch):
+    """This process as it is where the kernels cannot be cached."""
+    monkeypatch.setattr(kernels, "CACHED", False)
+    monkeypatch.setattr(engine, "_ready", set())
+    monkeypatch.setattr(engine, "_warming", None)
+    monkeypatch.setattr(engine, "_failed", [])
+    monkeypatch.setattr(engine, "_uncached_said", set())
+
+
+def test_without_a_cache_engine_numba_compiles_in_memory_and_says_so(monkeypatch):
+    _uncached(monkeypatch)
+    with config_context(engine="numba"):
+        with pytest.warns(UserWarning, match="NUMBA_CACHE_DIR.*compiled in this"):
+            assert engine.select(np.float64, 100, 18, direct=False) is kernels
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # once per process
+            assert engine.select(np.float32, 100, 18, direct=False) is kernels
+
+
+def test_without_a_cache_auto_stays_on_numpy_and_says_why_once(monkeypatch):
+    _uncached(monkeypatch)
+    with config_context(engine="auto"), warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            assert engine.select(np.float64, 10**7, 18, direct=False) is None
+            engine.wait_for_warm_up()
+    assert isinstance(engine._failed[0], engine._Uncached)
+    assert engine._ready == set(), "auto compiled kernels it cannot cache"
+    said = [str(w.message) for w in seen if "NUMBA_CACHE_DIR" in str(w.message)]
+    assert len(said) == 1 and "'auto' stays on numpy" in said[0], said
 
 
 def test_importing_and_small_fits_never_import_numba():
