@@ -2,7 +2,9 @@
 
 Suites (``--suite``; default ``sizes``, with ``--quick`` all): ``sizes``
 (three-Gaussian data, 1e2 ... 1e6 rows, 1e7 with ``--full``, every covariance
-type, float64 and float32), ``wide`` (d=32, k=16; d=64, k=8), ``default_fit`` (the whole
+type, float64 and float32), ``wide`` (d=32, k=16; d=64, k=8), ``shapes``
+(d = 8 and 16 with k = 4 and 16, 'full' and 'diag', float64 and float32),
+``default_fit`` (the whole
 default ``fit()``), ``predict`` (inference on fresh rows) and ``threads``
 (ours at ``n_jobs=1`` and ``2``, every covariance type). Fits start from the
 same parameters and run exactly ``--n-iter`` iterations; each library is
@@ -53,7 +55,9 @@ from sklearn_em._engine import numba_installed
 from sklearn_em._kmeans import kmeans_labels
 from sklearn_em.datasets import make_three_gaussians
 
-SUITES = ("sizes", "wide", "default_fit", "predict", "threads")
+SUITES = ("sizes", "wide", "shapes", "default_fit", "predict", "threads")
+# (n_features, n_components) of the shapes suite.
+SHAPES = ((8, 4), (16, 4), (8, 16), (16, 16))
 DTYPES = ("float64", "float32")
 METHODS = ("predict", "predict_proba", "score_samples")
 RECORDED = ("n_iter", "lower_bound", "converged", "median_s_per_iter")
@@ -62,13 +66,15 @@ RTOL = {"float64": 1e-8, "float32": 1e-4}
 DEFAULTS = {
     "suite": ["sizes"], "sizes": [100, 1_000, 10_000, 100_000, 1_000_000],
     "covariance_types": list(h.COVARIANCE_TYPES), "dtype": list(DTYPES),
-    "wide_size": 100_000, "default_fit_size": 1_000_000, "predict_size": 1_000_000,
+    "wide_size": 100_000, "shapes_size": 100_000, "default_fit_size": 1_000_000,
+    "predict_size": 1_000_000,
     "threads_sizes": [100_000, 1_000_000], "n_iter": 20, "repeats": 5,
     "n_jobs": None, "threads": None, "rtol": None,
     "engine": ["numpy", "numba"] if numba_installed() else ["numpy"],
 }  # fmt: skip
 QUICK = {
     "suite": list(SUITES), "sizes": [1_000, 10_000], "wide_size": 2_000,
+    "shapes_size": 2_000,
     "default_fit_size": 100_000, "predict_size": 10_000,
     "threads_sizes": [1_000, 10_000], "n_iter": 10, "repeats": 2,
 }  # fmt: skip
@@ -278,15 +284,9 @@ def suite_sizes(cfg):
         for dtype in [t for t in DTYPES if t in cfg["dtype"]]:
             X = X64.astype(dtype)
             for cov in cfg["covariance_types"]:
-                init = h.same_start(X, cov, 3, seed)
+                init = in_dtype(h.same_start(X, cov, 3, seed), dtype)
                 reference = None
                 if dtype != "float64":
-                    # sklearn < 1.8 wants float32 weights to sum to 1 within 1e-8:
-                    # on a 2**-20 grid their float32 sum is exactly 1.
-                    w = np.round(init["weights_init"] * 2**20) / 2**20
-                    init["weights_init"] = np.append(w[:-1], 1 - w[:-1].sum())
-                    # With float64 initial values sklearn would compute in float64.
-                    init = {k: v.astype(dtype) for k, v in init.items()}
                     init64 = {k: v.astype(np.float64) for k, v in init.items()}
                     est = h.fixed_iterations(
                         OurGaussianMixture, init64, cov, cfg["n_iter"], seed
@@ -298,6 +298,37 @@ def suite_sizes(cfg):
                 case["floor_s"] = floor_seconds(X, 3, cfg["repeats"])
                 cases.append(case)
                 h.progress(f"sizes n={n} {cov} {dtype}")
+    return cases
+
+
+def in_dtype(init, dtype):
+    """Initial parameters ``init`` in ``dtype`` (float64 ones as they are)."""
+    if dtype == "float64":
+        return init
+    # sklearn < 1.8 wants float32 weights to sum to 1 within 1e-8: on a
+    # 2**-20 grid their float32 sum is exactly 1.
+    w = np.round(init["weights_init"] * 2**20) / 2**20
+    init = {**init, "weights_init": np.append(w[:-1], 1 - w[:-1].sum())}
+    # With float64 initial values sklearn would compute in float64.
+    return {k: v.astype(dtype) for k, v in init.items()}
+
+
+def suite_shapes(cfg):
+    """make_blobs(n_features=d, centers=k, random_state=seed), n_components=k,
+    for (d, k) in (8, 4), (16, 4), (8, 16), (16, 16): 'full' and 'diag',
+    float64 and float32; same start, tol=0, fixed n_iter."""
+    seed, cases = cfg["seed"], []
+    libs = libraries(cfg["n_jobs"], cfg["engine"])
+    for d, k in SHAPES:
+        X64, _ = make_blobs(
+            cfg["shapes_size"], n_features=d, centers=k, random_state=seed
+        )
+        for dtype in [t for t in DTYPES if t in cfg["dtype"]]:
+            X = X64.astype(dtype)
+            for cov in ("full", "diag"):
+                init = in_dtype(h.same_start(X, cov, k, seed), dtype)
+                cases.append(fixed_case(X, cov, init, cfg, libs)[0])
+                h.progress(f"shapes n={len(X)} d={d} k={k} {cov} {dtype}")
     return cases
 
 
@@ -445,6 +476,7 @@ def suite_predict(cfg):
 SUITE_RUNNERS = {
     "sizes": suite_sizes,
     "wide": suite_wide,
+    "shapes": suite_shapes,
     "default_fit": suite_default_fit,
     "predict": suite_predict,
     "threads": suite_threads,
@@ -648,7 +680,7 @@ def main(argv=None):
     p.add_argument("--sizes", type=h.size, nargs="+", help="sizes: rows")
     p.add_argument("--covariance-types", nargs="+", choices=h.COVARIANCE_TYPES)
     p.add_argument("--dtype", nargs="+", choices=DTYPES, help="sizes: dtypes")
-    for suite in ("wide", "default_fit", "predict"):
+    for suite in ("wide", "shapes", "default_fit", "predict"):
         p.add_argument(f"--{suite.replace('_', '-')}-size", type=h.size)
     p.add_argument("--threads-sizes", type=h.size, nargs="+")
     p.add_argument("--engine", nargs="+", choices=tuple(ENGINE_NAMES))

@@ -37,7 +37,7 @@ So the engine is chosen per data source, by these rules:
 "Where it applies": complete rows (missing values keep their own kernel) and
 the feature-row form of the E-step (not the direct form of large ``d``). On
 wide rows the compiled kernel still hands its blocks' matrix products to BLAS
-(see ``_numba_kernels.GEMM_PRODUCTS``), in blocks whose feature rows are
+(see ``_numba_kernels._blas_pays``), in blocks whose feature rows are
 read back from cache, not memory.
 
 The engine is a setting, :func:`set_config` / :func:`config_context`, or the

@@ -44,26 +44,63 @@ from ._em import MAX_RELATIVE_PRECISION
 # Rows per block: the block's feature rows, log-densities and scratch stay
 # within the L1/L2 caches for small d; on wide rows (full, d = 32: 1.15 MB of
 # feature rows) within L2 or the L3 slice, where the block's products go to
-# BLAS (GEMM_PRODUCTS).
+# BLAS (see _blas_pays).
 BLOCK = 256
 
 # Rows of scratch (each BLOCK long) that posterior_rows takes.
 INFER_SCRATCH = 4
 
-# Components x feature rows (k * q) above which a whole block's two products
-# (log-densities and moments) go to BLAS (``np.dot``: numba's binding of
-# scipy's BLAS, held to one thread like every BLAS call of a fit) instead of
-# the loops of _log_densities and _add_moments. The block's feature rows are
-# read from cache either way (on the widest rows from L2 or L3, not memory);
-# from a few dozen products BLAS does the arithmetic faster. A partial block
-# (the last of a range) keeps the loops. Measured on 2 cores (Intel Xeon,
-# AVX-512), make_blobs, 1e5 rows, one thread, ms per E-step, loops / BLAS, two
-# runs each: full d=2 k=8 (k q = 48) 1.6 / 1.7-1.8; d=3 k=8 (80) 2.1 /
-# 2.1-2.2; d=5 k=4 (84) 2.5 / 1.8-2.1; d=4 k=8 (120) 3.1 / 2.4-2.6; d=8 k=16
-# (720) 13-17 / 10-11; d=16 k=16 (2448) 43 / 31; d=32 k=16 (8976) 198 / 113,
-# where the numpy kernel took 152 (this is why wide rows now run compiled,
-# where the loops alone lost to numpy's matrix products).
+# Where a whole block's two products (log-densities and moments) go to BLAS
+# (``np.dot``: numba's binding of scipy's BLAS, held to one thread like every
+# BLAS call of a fit) instead of the loops of _log_densities and
+# _add_moments (see _blas_pays). The block's feature rows are read from cache
+# either way (on the widest rows from L2 or L3, not memory). A partial block
+# (the last of a range) keeps the loops. BLAS packs the block's feature rows
+# (q x 256) into its own layout for every product: that pays only where
+# enough components (k, BLAS's M) share them, and which side wins depends on
+# the vector width of the CPU.
+#
+# With 512-bit vectors (AVX-512F): k q above GEMM_PRODUCTS. Measured on 2
+# cores (Intel Xeon, AVX-512), make_blobs, 1e5 rows, one thread, float64, ms
+# per E-step, loops / BLAS, two runs each: full d=2 k=8 (k q = 48) 1.6 /
+# 1.7-1.8; d=3 k=8 (80) 2.1 / 2.1-2.2; d=5 k=4 (84) 2.5 / 1.8-2.1; d=4 k=8
+# (120) 3.1 / 2.4-2.6; d=8 k=16 (720) 13-17 / 10-11; d=16 k=16 (2448) 43 /
+# 31; d=32 k=16 (8976) 198 / 113, where the numpy kernel took 152 (this is
+# why wide rows run compiled, where the loops alone lost to numpy's matrix
+# products).
 GEMM_PRODUCTS = 80
+# Without them (AVX2): feature rows q from BLAS_FROM_Q[i] where k is at least
+# BLAS_FROM_K[i] (the first that applies), for float64 and float32 blocks.
+# Measured on 2 cores (AMD EPYC, Zen 4 with AVX-512 hidden), make_blobs, 5e4
+# rows, one thread, stats_rows alone, time with the loops over time with
+# BLAS for every block (under 1: the loops win), full unless said:
+#   float64  k=4: 0.59-0.68 for d=8 to 32 (q=45 to 561), 1.02 at d=4;
+#            k=8: d=4 0.71, 8 0.88, 16 0.94, 24 0.97, 32 1.10; diag d=64 0.93;
+#            k=12: d=8 0.91, 16 0.96, 24 1.03, 32 1.15;
+#            k=16: d=4 0.80, 8 1.08, 16 1.18, 32 1.46; diag d=8 0.87, 16 1.04;
+#            k=32: d=4 0.82, 8 1.22, 32 1.72; diag d=8 0.91, 16 1.15;
+#            k=64: d=2 0.65, 4 0.85, 8 1.33; diag d=8 0.96, 16 1.22;
+#            d=2 (q=6) k=16 and 32: 0.64.
+#   float32  (the loops twice as fast as in float64, BLAS hardly): k=4 to 16:
+#            0.32-0.76 for every d up to 32; k=32: d=8 0.90, 16 1.03, 24
+#            1.05, 32 1.15, diag d=16 0.81, 64 1.00; k=64: d=4 0.75, 8 1.12,
+#            16 1.31, diag d=16 0.97, 32 1.19.
+BLAS_FROM_K = (64, 32, 16, 12, 8)
+_NEVER = 1 << 40
+BLAS_FROM_Q = (24, 24, 36, 250, 400)
+BLAS_FROM_Q_FLOAT32 = (40, 130, _NEVER, _NEVER, _NEVER)
+
+
+def _wide_vectors() -> bool:
+    """Whether the CPU that numba compiles for has 512-bit vectors."""
+    from llvmlite import binding
+
+    return bool(binding.get_host_cpu_features().get("avx512f", False))
+
+
+# Which of the two rules above applies on this machine (fixed when the
+# kernels compile; numba caches code per CPU, so another CPU compiles anew).
+AVX512 = _wide_vectors()
 
 
 # exp() of anything below this is below float64's smallest normal number; the
@@ -301,6 +338,20 @@ overload(_zero_of)(_by_precision(_zero32, _zero64))
 overload(_one_of)(_by_precision(_one32, _one64))
 
 
+@_jit_exact
+def _blas_pays(k, q, single):  # pragma: no cover - compiled
+    """Whether a whole block's two products, of ``k`` components and ``q``
+    feature rows, go to BLAS (``single``: float32 blocks); see
+    :data:`BLAS_FROM_K`."""
+    if AVX512:
+        return k * q > GEMM_PRODUCTS
+    from_q = BLAS_FROM_Q_FLOAT32 if single else BLAS_FROM_Q
+    for i in range(len(BLAS_FROM_K)):
+        if k >= BLAS_FROM_K[i]:
+            return q >= from_q[i]
+    return False
+
+
 @_jit
 def _features(x, start, stop, center, kind, f, by_column=False):  # pragma: no cover
     """Feature rows ``[1, y, second-order(y)]`` (q, m) of rows
@@ -352,9 +403,9 @@ def _features(x, start, stop, center, kind, f, by_column=False):  # pragma: no c
 def _log_densities(f, m, w_matrix, lp):  # pragma: no cover
     """``lp[:, :m] = W @ f[:, :m]``, four feature rows per pass over
     ``lp`` (a quarter of its loads and stores), or by BLAS (see
-    :data:`GEMM_PRODUCTS`)."""
+    :func:`_blas_pays`)."""
     k, q = w_matrix.shape
-    if k * q > GEMM_PRODUCTS and m == f.shape[1]:
+    if m == f.shape[1] and _blas_pays(k, q, f.itemsize == 4):
         product = np.dot(w_matrix, f)
         for j in range(k):
             for i in range(m):
@@ -418,12 +469,12 @@ def _log_densities(f, m, w_matrix, lp):  # pragma: no cover
 def _add_moments(lp, f, m, scale, moments):  # pragma: no cover
     """``moments += (lp[:, :m] * scale[:m]) @ f[:, :m].T``, four feature
     rows per pass (all of them for q = 5 or 6), each block's sums in the
-    buffers' precision (by BLAS where :data:`GEMM_PRODUCTS` says).
+    buffers' precision (by BLAS where :func:`_blas_pays` says).
     ``scale`` is each row's reciprocal total (times its weight): taken
     here, not in a pass of its own over ``lp``, the responsibilities are
     never stored."""
     k, q = moments.shape
-    if k * q > GEMM_PRODUCTS and m == f.shape[1] and m == lp.shape[1]:
+    if m == f.shape[1] and m == lp.shape[1] and _blas_pays(k, q, f.itemsize == 4):
         _scale(lp, m, scale)
         moments += np.dot(lp, f.T)
         return

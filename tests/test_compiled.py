@@ -269,14 +269,16 @@ def test_numba_thread_settings_are_left_alone():
 def test_wide_rows_hand_whole_blocks_to_blas_with_the_numpy_kernels_answers(
     covariance_type, weighted
 ):
-    """Where k * q exceeds GEMM_PRODUCTS the compiled kernel still runs (it
-    no longer leaves wide rows to numpy): whole blocks' two products go to
-    BLAS, the ragged last block to the loops, and the statistics and
-    inference are the numpy kernel's either way."""
+    """Where BLAS pays for a block's products (many components, many
+    feature rows) the compiled kernel still runs (it no longer leaves wide
+    rows to numpy): whole blocks' two products go to BLAS, the ragged last
+    block to the loops, and the statistics and inference are the numpy
+    kernel's either way."""
     rng = np.random.RandomState(2)
-    k, d = 16, 12
+    # Rows wide enough for BLAS on this CPU with or without AVX-512.
+    k, d = 16, {"full": 12, "tied": 12, "diag": 20, "spherical": 34}[covariance_type]
     model = random_model(covariance_type, n_components=k, n_features=d)
-    assert k * model.covariance.n_features_total(d) > kernels.GEMM_PRODUCTS
+    assert kernels._blas_pays(k, model.covariance.n_features_total(d), False)
     # Two whole blocks of 256 rows and a ragged one.
     X = model.sample(rng, 700)[0]
     w = rng.uniform(0, 3, len(X)) if weighted else None
@@ -298,6 +300,28 @@ def test_wide_rows_hand_whole_blocks_to_blas_with_the_numpy_kernels_answers(
     assert_allclose(s_b, s_a, rtol=1e-12)
     assert_allclose(p_b, p_a, rtol=1e-12, atol=1e-15)
     assert_array_equal(l_b, l_a)
+
+
+def test_blas_takes_a_blocks_products_only_as_they_grow():
+    """Which blocks go to BLAS is a threshold in both components and feature
+    rows: more of either never sends a block back to the loops, and float32
+    blocks (whose loops run twice as wide) never go where float64 ones do
+    not; rows of a few features with a few components keep the loops."""
+    pays = {
+        single: np.array(
+            [
+                [kernels._blas_pays(k, q, single) for q in range(1, 700)]
+                for k in range(1, 80)
+            ]
+        )
+        for single in (False, True)
+    }
+    for rule in pays.values():
+        assert rule.any()
+        assert not rule[:3, :6].any()  # k <= 3, q <= 6: the 2-D common case
+        assert (np.diff(rule.astype(int), axis=0) >= 0).all()
+        assert (np.diff(rule.astype(int), axis=1) >= 0).all()
+    assert not (pays[True] & ~pays[False]).any()
 
 
 def test_the_direct_form_of_large_d_stays_on_numpy():
@@ -763,8 +787,8 @@ def assert_identical_fits(got, want):
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize(
     "n_features, n_components",
-    # 5 x 8 full or tied: k q = 168 > GEMM_PRODUCTS, blocks go to BLAS.
-    [(1, 1), (2, 2), (1, 4), (5, 8)],
+    # 8 x 16 full or tied (q = 45): blocks go to BLAS, on every CPU.
+    [(1, 1), (2, 2), (1, 4), (5, 8), (8, 16)],
 )
 @pytest.mark.parametrize("weighted", [False, True])
 def test_compiled_em_runs_equal_run_ems_loop_in_other_shapes(
@@ -793,6 +817,8 @@ def test_compiled_em_runs_equal_run_ems_loop_in_other_shapes(
     )
     assert_identical_fits(got, want)
     assert runs and all(r is not None for r in runs)
+    if n_components == 16 and covariance_type in ("full", "tied"):
+        assert kernels._blas_pays(16, 45, False)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
