@@ -67,28 +67,31 @@ INFER_SCRATCH = 4
 # (120) 3.1 / 2.4-2.6; d=8 k=16 (720) 13-17 / 10-11; d=16 k=16 (2448) 43 /
 # 31; d=32 k=16 (8976) 198 / 113, where the numpy kernel took 152 (this is
 # why wide rows run compiled, where the loops alone lost to numpy's matrix
-# products).
+# products). Measured while the loops took the components outermost (below),
+# and not since.
 GEMM_PRODUCTS = 80
 # Without them (AVX2): feature rows q from BLAS_FROM_Q[i] where k is at least
 # BLAS_FROM_K[i] (the first that applies), for float64 and float32 blocks.
 # Measured on 2 cores (AMD EPYC, Zen 4 with AVX-512 hidden), make_blobs, 5e4
 # rows, one thread, stats_rows alone, time with the loops over time with
-# BLAS for every block (under 1: the loops win), full unless said:
-#   float64  k=4: 0.59-0.68 for d=8 to 32 (q=45 to 561), 1.02 at d=4;
-#            k=8: d=4 0.71, 8 0.88, 16 0.94, 24 0.97, 32 1.10; diag d=64 0.93;
-#            k=12: d=8 0.91, 16 0.96, 24 1.03, 32 1.15;
-#            k=16: d=4 0.80, 8 1.08, 16 1.18, 32 1.46; diag d=8 0.87, 16 1.04;
-#            k=32: d=4 0.82, 8 1.22, 32 1.72; diag d=8 0.91, 16 1.15;
-#            k=64: d=2 0.65, 4 0.85, 8 1.33; diag d=8 0.96, 16 1.22;
-#            d=2 (q=6) k=16 and 32: 0.64.
-#   float32  (the loops twice as fast as in float64, BLAS hardly): k=4 to 16:
-#            0.32-0.76 for every d up to 32; k=32: d=8 0.90, 16 1.03, 24
-#            1.05, 32 1.15, diag d=16 0.81, 64 1.00; k=64: d=4 0.75, 8 1.12,
-#            16 1.31, diag d=16 0.97, 32 1.19.
-BLAS_FROM_K = (64, 32, 16, 12, 8)
+# BLAS for every block (under 1: the loops win), full unless said, with the
+# loops as they are (feature rows outermost, see _log_densities):
+#   float64  k=8 and 12: 0.67-0.80 for every d from 4 to 32 (q=15 to 561);
+#            k=16: 0.76 (d=4), 0.88-0.98 (d=8 to 32); diag 0.81-0.93;
+#            k=32: d=4 0.78, 8 0.97, 12 1.07, 16 0.94, 24 1.13, 32 1.16;
+#                  diag d=8 0.84, 16 0.94, 32 1.02, 64 1.09;
+#            k=64: d=4 0.82, 8 1.04, 12 1.13, 16 1.17; diag d=8 0.88, 16
+#                  1.05, 32 1.08.
+#   float32  (the loops run twice as wide, BLAS hardly faster): k=32 0.65-0.86
+#            for d=4 to 32, diag 0.81-0.86; k=64: d=4 0.72, 8 0.93, 16
+#            1.03; diag d=16 0.92, 32 0.99, 64 1.02.
+# (With the components outermost the loops had lost from k=8 at d=32 and
+# from k=16 at d=8 on; BLAS for every block above k q = 80 made full d=16,
+# k=4 1.7 times slower, and float32 up to 2.8 times.)
+BLAS_FROM_K = (64, 32)
 _NEVER = 1 << 40
-BLAS_FROM_Q = (24, 24, 36, 250, 400)
-BLAS_FROM_Q_FLOAT32 = (40, 130, _NEVER, _NEVER, _NEVER)
+BLAS_FROM_Q = (40, 100)
+BLAS_FROM_Q_FLOAT32 = (130, _NEVER)
 
 
 def _wide_vectors() -> bool:
@@ -432,25 +435,30 @@ def _log_densities(f, m, w_matrix, lp):  # pragma: no cover
                 lp[j, i] = w0 + (
                     (wa * f[1, i] + wb * f[2, i]) + (wc * f[3, i] + wd * f[4, i])
                 )
-            p = 5
         elif q == 4:  # spherical 2-D
             wa, wb, wc = w_matrix[j, 1], w_matrix[j, 2], w_matrix[j, 3]
             for i in range(m):
                 lp[j, i] = w0 + ((wa * f[1, i] + wb * f[2, i]) + wc * f[3, i])
-            p = 4
         else:  # q = 3: 1-D data
             wa, wb = w_matrix[j, 1], w_matrix[j, 2]
             for i in range(m):
                 lp[j, i] = w0 + (wa * f[1, i] + wb * f[2, i])
-            p = 3
-        while p + 4 <= q:
+    p = q if q <= 6 else 5  # the feature rows that pass took
+    # Then four feature rows at a time, each group for every component: the
+    # group (8 KB of a block) stays in L1 while every row of lp takes it.
+    # With the components outermost, each re-read all q feature rows, from
+    # L2 once a block's exceed L1 (q = 16 up): full d=16, k=4 took 1.5 times
+    # as long. Each lp[j, i] adds the same terms in the same order either way.
+    while p + 4 <= q:
+        for j in range(k):
             wa, wb = w_matrix[j, p], w_matrix[j, p + 1]
             wc, wd = w_matrix[j, p + 2], w_matrix[j, p + 3]
             for i in range(m):
                 lp[j, i] += (wa * f[p, i] + wb * f[p + 1, i]) + (
                     wc * f[p + 2, i] + wd * f[p + 3, i]
                 )
-            p += 4
+        p += 4
+    for j in range(k):
         if q - p == 3:
             wa, wb, wc = w_matrix[j, p], w_matrix[j, p + 1], w_matrix[j, p + 2]
             for i in range(m):
@@ -510,9 +518,12 @@ def _add_moments(lp, f, m, scale, moments):  # pragma: no cover
             moments[j, 2] += c
             moments[j, 3] += e
             moments[j, 4] += g
-            continue
-        p = 0
-        while p + 4 <= q:
+    if q == 5 or q == 6:
+        return
+    # Four feature rows at a time for every component, as in _log_densities.
+    p = 0
+    while p + 4 <= q:
+        for j in range(k):
             a = b = c = e = _zero_of(lp[j, 0])
             for i in range(m):
                 r = lp[j, i] * scale[i]
@@ -524,9 +535,10 @@ def _add_moments(lp, f, m, scale, moments):  # pragma: no cover
             moments[j, p + 1] += b
             moments[j, p + 2] += c
             moments[j, p + 3] += e
-            p += 4
-        # The last one to three features in one pass (diag 3-D data: q = 7,
-        # two passes a component, not four).
+        p += 4
+    # The last one to three features in one pass (diag 3-D data: q = 7,
+    # two passes a component, not four).
+    for j in range(k):
         if q - p == 3:
             a = b = c = _zero_of(lp[j, 0])
             for i in range(m):

@@ -275,8 +275,8 @@ def test_wide_rows_hand_whole_blocks_to_blas_with_the_numpy_kernels_answers(
     block to the loops, and the statistics and inference are the numpy
     kernel's either way."""
     rng = np.random.RandomState(2)
-    # Rows wide enough for BLAS on this CPU with or without AVX-512.
-    k, d = 16, {"full": 12, "tied": 12, "diag": 20, "spherical": 34}[covariance_type]
+    # Enough components and feature rows for BLAS on any CPU (q = 40 to 45).
+    k, d = 64, {"full": 8, "tied": 8, "diag": 20, "spherical": 38}[covariance_type]
     model = random_model(covariance_type, n_components=k, n_features=d)
     assert kernels._blas_pays(k, model.covariance.n_features_total(d), False)
     # Two whole blocks of 256 rows and a ragged one.
@@ -289,7 +289,15 @@ def test_wide_rows_hand_whole_blocks_to_blas_with_the_numpy_kernels_answers(
     assert compiled.dense.compiled is kernels
     with single_threaded_blas():
         assert_same_stats(reference.stats(model), compiled.stats(model))
-    gm = GaussianMixture(k, covariance_type=covariance_type, random_state=0)
+    # The model itself (no EM: 64 components on 700 rows would collapse).
+    gm = GaussianMixture(
+        k,
+        covariance_type=covariance_type,
+        weights_init=model.weights,
+        means_init=model.means,
+        precisions_init=model.precisions,
+        max_iter=0,
+    )
     with config_context(engine="numpy"):
         gm.fit(X)
     results = {}
@@ -787,8 +795,8 @@ def assert_identical_fits(got, want):
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize(
     "n_features, n_components",
-    # 8 x 16 full or tied (q = 45): blocks go to BLAS, on every CPU.
-    [(1, 1), (2, 2), (1, 4), (5, 8), (8, 16)],
+    # 16 x 32 full or tied (q = 153): blocks go to BLAS, on every CPU.
+    [(1, 1), (2, 2), (1, 4), (5, 8), (16, 32)],
 )
 @pytest.mark.parametrize("weighted", [False, True])
 def test_compiled_em_runs_equal_run_ems_loop_in_other_shapes(
@@ -800,7 +808,7 @@ def test_compiled_em_runs_equal_run_ems_loop_in_other_shapes(
     run_em's loop to the last bit."""
     rng = np.random.RandomState(3)
     model = random_model(covariance_type, n_features=n_features)
-    X = model.sample(rng, 2_500)[0]
+    X = model.sample(rng, 2_500 if n_components < 32 else 12_000)[0]
     w = rng.uniform(0, 2, len(X))
     w[::7] = 0.0
     w = w if weighted else None
@@ -814,11 +822,12 @@ def test_compiled_em_runs_equal_run_ems_loop_in_other_shapes(
         tol=1e-7,
         max_iter=200,
         chunk_size=600,
+        n_jobs=1,  # whole runs are one thread's (n_jobs=None takes two for 16 x 32)
     )
     assert_identical_fits(got, want)
     assert runs and all(r is not None for r in runs)
-    if n_components == 16 and covariance_type in ("full", "tied"):
-        assert kernels._blas_pays(16, 45, False)
+    if n_components == 32 and covariance_type in ("full", "tied"):
+        assert kernels._blas_pays(32, 153, False)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
