@@ -679,7 +679,7 @@ def main(argv=None):
     p.add_argument("--suite", nargs="+", choices=(*SUITES, "all"))
     p.add_argument("--sizes", type=h.size, nargs="+", help="sizes: rows")
     p.add_argument("--covariance-types", nargs="+", choices=h.COVARIANCE_TYPES)
-    p.add_argument("--dtype", nargs="+", choices=DTYPES, help="sizes: dtypes")
+    p.add_argument("--dtype", nargs="+", choices=DTYPES, help="sizes, shapes: dtypes")
     for suite in ("wide", "shapes", "default_fit", "predict"):
         p.add_argument(f"--{suite.replace('_', '-')}-size", type=h.size)
     p.add_argument("--threads-sizes", type=h.size, nargs="+")

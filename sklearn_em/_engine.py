@@ -13,9 +13,10 @@ fixed costs that a fit must never pay where it would not win them back:
 The compile is once per machine only where numba can cache the compiled
 code: next to the package, in ``NUMBA_CACHE_DIR``, or in the user's cache
 directory. Where none is writable (a read-only install run by a user without
-a writable home, such as a container's non-root user), ``'numba'`` compiles
-the kernels in memory in every process and ``'auto'`` does not load them at
-all; each says so once, naming ``NUMBA_CACHE_DIR``.
+a writable home, such as a container's non-root user), ``'numba'`` (and
+:func:`preload`) compiles the kernels in memory in every process, and
+``'auto'`` does not load them in the background (it still uses kernels
+loaded so in the process); each says so once, naming ``NUMBA_CACHE_DIR``.
 
 So the engine is chosen per data source, by these rules:
 
@@ -36,9 +37,9 @@ So the engine is chosen per data source, by these rules:
 
 "Where it applies": complete rows (missing values keep their own kernel) and
 the feature-row form of the E-step (not the direct form of large ``d``). On
-wide rows the compiled kernel still hands its blocks' matrix products to BLAS
-(see ``_numba_kernels._blas_pays``), in blocks whose feature rows are
-read back from cache, not memory.
+wide rows the compiled kernel still runs, in blocks whose feature rows are
+read back from cache, not memory, and hands their matrix products to BLAS
+where that pays on the CPU (``_numba_kernels._blas_pays``).
 
 The engine is a setting, :func:`set_config` / :func:`config_context`, or the
 environment variable ``SKLEARN_EM_ENGINE``; not an estimator parameter,
@@ -239,6 +240,7 @@ _UNCACHED = (
     "in (set NUMBA_CACHE_DIR to one)"
 )
 _uncached_said: set = set()
+_said_lock = threading.Lock()
 
 
 class _Uncached(RuntimeError):
@@ -247,9 +249,11 @@ class _Uncached(RuntimeError):
 
 def _say_uncached(what: str) -> None:
     """Warn once per process about ``what`` happens without a cache."""
-    if what not in _uncached_said:
+    with _said_lock:
+        if what in _uncached_said:
+            return
         _uncached_said.add(what)
-        warnings.warn(f"{_UNCACHED}: {what}.", UserWarning, stacklevel=2)
+    warnings.warn(f"{_UNCACHED}: {what}.", UserWarning, stacklevel=2)
 
 
 def _load(dtype, readonly: bool = False, uncached: bool = True) -> ModuleType:
@@ -282,6 +286,14 @@ def _load_in_background(dtype, readonly: bool) -> None:
         # Tens of seconds of a core in every process, where they cannot be
         # cached, is more than 'auto' may spend behind the user's back.
         _load(dtype, readonly, uncached=False)
+    except _Uncached as error:
+        _failed.append(error)
+        # Said from this thread, as soon as it is known (a script may make
+        # only the one large fit that started this load).
+        _say_uncached(
+            "engine='auto' stays on numpy rather than compile them (tens of "
+            "seconds) in every process; engine='numba' compiles them in this one"
+        )
     except Exception as error:
         # A kernel that cannot be built (a numba that does not support this
         # platform, say) must not break anything: 'auto' stays on numpy, and
@@ -308,7 +320,8 @@ def preload(dtype=np.float64, readonly: bool = False) -> None:
     ``readonly``) now, where the engine setting may use them (numba
     installed, engine not ``'numpy'``), and wait for any background load:
     afterwards no fit starts one (tests that trace memory allocations need
-    that)."""
+    that). Where numba cannot cache them they are compiled in memory, with
+    a warning."""
     if get_config()["engine"] != "numpy" and numba_installed():
         _load(dtype, readonly)
     wait_for_warm_up()
@@ -403,9 +416,4 @@ def select(
         return _kernels
     if n_rows * products >= WARM_UP_WORK:
         _warm_up(dtype, readonly)
-        if _failed and isinstance(_failed[0], _Uncached):
-            _say_uncached(
-                "engine='auto' stays on numpy rather than compile them (tens of "
-                "seconds) in every process; engine='numba' compiles them in this one"
-            )
     return None

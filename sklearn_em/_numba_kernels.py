@@ -28,7 +28,8 @@ exponent made in the float's bits), and LLVM vectorises them inlined.
 
 Every kernel is ``nogil``: the library's own thread pool runs one range of
 rows per thread, as for the numpy kernel, so nothing in numba's process-wide
-threading configuration is touched. Compiled code is cached on disk.
+threading configuration is touched. Compiled code is cached on disk,
+where numba finds a writable directory for it (:data:`CACHED`).
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ from ._em import MAX_RELATIVE_PRECISION
 
 # Rows per block: the block's feature rows, log-densities and scratch stay
 # within the L1/L2 caches for small d; on wide rows (full, d = 32: 1.15 MB of
-# feature rows) within L2 or the L3 slice, where the block's products go to
-# BLAS (see _blas_pays).
+# feature rows) within L2 or the L3 slice (where the block's products go to
+# BLAS, if _blas_pays says so).
 BLOCK = 256
 
 # Rows of scratch (each BLOCK long) that posterior_rows takes.
@@ -95,14 +96,26 @@ BLAS_FROM_Q_FLOAT32 = (130, _NEVER)
 
 
 def _wide_vectors() -> bool:
-    """Whether the CPU that numba compiles for has 512-bit vectors."""
-    from llvmlite import binding
+    """Whether the CPU that numba compiles for has 512-bit vectors: the
+    features numba is told to compile for (``NUMBA_CPU_FEATURES``), none
+    for a CPU it is told to name (``NUMBA_CPU_NAME``, say ``generic`` for a
+    cache shared between machines), or else the host's."""
+    from numba.core import config
 
-    return bool(binding.get_host_cpu_features().get("avx512f", False))
+    if config.CPU_FEATURES is not None:
+        return "+avx512f" in config.CPU_FEATURES.split(",")
+    if config.CPU_NAME not in (None, "host"):
+        return False
+    try:
+        from llvmlite import binding
+
+        return bool(binding.get_host_cpu_features().get("avx512f", False))
+    except RuntimeError:  # llvmlite cannot tell on this platform
+        return False
 
 
-# Which of the two rules above applies on this machine (fixed when the
-# kernels compile; numba caches code per CPU, so another CPU compiles anew).
+# Which of the two rules above applies (fixed when the kernels compile; numba
+# keys its cache by the CPU it compiles for, so another CPU compiles anew).
 AVX512 = _wide_vectors()
 
 
@@ -445,7 +458,7 @@ def _log_densities(f, m, w_matrix, lp):  # pragma: no cover
                 lp[j, i] = w0 + (wa * f[1, i] + wb * f[2, i])
     p = q if q <= 6 else 5  # the feature rows that pass took
     # Then four feature rows at a time, each group for every component: the
-    # group (8 KB of a block) stays in L1 while every row of lp takes it.
+    # group (8 KB of a float64 block) stays in L1 while every row of lp takes it.
     # With the components outermost, each re-read all q feature rows, from
     # L2 once a block's exceed L1 (q = 16 up): full d=16, k=4 took 1.5 times
     # as long. Each lp[j, i] adds the same terms in the same order either way.
