@@ -18,6 +18,10 @@ a writable home, such as a container's non-root user), ``'numba'`` (and
 ``'auto'`` does not load them in the background (it still uses kernels
 loaded so in the process); each says so once, naming ``NUMBA_CACHE_DIR``.
 
+A fork waits for a load in progress to end (a child forked mid-load would
+find the load's lock, and numba's, held by a thread it does not have): from
+the cache 0.5 s, but tens of seconds during a machine's first compile.
+
 So the engine is chosen per data source, by these rules:
 
 ``'numpy'``
@@ -59,6 +63,8 @@ from functools import lru_cache
 from types import ModuleType
 
 import numpy as np
+
+from ._threads import hold_across_forks
 
 ENGINES = ("auto", "numpy", "numba")
 _ENV = "SKLEARN_EM_ENGINE"
@@ -279,6 +285,16 @@ def _load(dtype, readonly: bool = False, uncached: bool = True) -> ModuleType:
             _compile(_kernels, dtype, readonly)
             _ready.add(key)
         return _kernels
+
+
+# A child forked mid-load would find these locks, and numba's compiler lock
+# (perhaps ``import numba`` half done), held by a thread it does not have,
+# and hang at its first use of the kernels: a fork waits for the load to end
+# (0.5 s from the cache; a machine's first compile tens of seconds) and the
+# child gets the kernels whole. _load's order: _lock, then _said_lock
+# (_warm_lock is never held with another). Registered after _threads' hook,
+# so this wait comes first, with none of _threads' locks held.
+hold_across_forks(_lock, _warm_lock, _said_lock)
 
 
 def _load_in_background(dtype, readonly: bool) -> None:

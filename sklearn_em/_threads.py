@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import lru_cache
 
+import threadpoolctl
 from joblib import cpu_count
 from threadpoolctl import ThreadpoolController
 
@@ -69,7 +70,8 @@ def executor() -> ThreadPoolExecutor:
 
 
 # A forked child inherits the pool object but none of its threads: start afresh.
-os.register_at_fork(after_in_child=executor.cache_clear)
+if hasattr(os, "register_at_fork"):  # no fork on Windows
+    os.register_at_fork(after_in_child=executor.cache_clear)
 
 
 @lru_cache(maxsize=1)
@@ -78,9 +80,95 @@ def _controller() -> ThreadpoolController:
     return ThreadpoolController()
 
 
+def hold_across_forks(*locks: threading.Lock, in_child=None) -> None:
+    """Have every fork of the process take ``locks`` (in this order) first,
+    and release them after it, in the parent and in the child (there after
+    ``in_child()``, if given).
+
+    A child forked while another thread held one of them would find it held
+    for ever, by a thread it does not have. Only the locks a fork took are
+    released (a ``KeyboardInterrupt`` may cut its wait short). A fork runs
+    the hooks of later registrations first, holding nothing of earlier ones.
+    """
+    if not hasattr(os, "register_at_fork"):  # no fork on Windows
+        return
+    held = []
+
+    def before():
+        for lock in locks:
+            lock.acquire()
+            held.append(lock)
+
+    def after():
+        while held:
+            held.pop().release()
+
+    def after_in_child():
+        try:
+            if in_child is not None:
+                in_child()
+        finally:
+            after()
+
+    os.register_at_fork(
+        before=before, after_in_parent=after, after_in_child=after_in_child
+    )
+
+
+# threadpoolctl 3.8 lets one thread at a time set OpenBLAS's (process-wide,
+# on its pthreads layer) limit: the first to set it, until that thread ends
+# or lets go; calls from any other thread do nothing, silently. Each change
+# of ours lets go at once, or else, after one fit on the main thread, fits
+# on other threads ran BLAS unlimited under our own threads, and
+# overlapping fits on two threads (the first in not the last out) left the
+# process's BLAS at one thread. Not within a ``threadpool_limits`` block of
+# the caller's own, though: that block owns the control, and lets go as it
+# ends. Older threadpoolctl sets the limit from any thread.
+_clear_control = getattr(
+    getattr(threadpoolctl, "OpenBLASController", None),
+    "clear_controlling_thread",
+    None,
+)
+_ownership = getattr(threadpoolctl, "CONTROLLING_THREAD_OWNERSHIP", None)
+
+
+def _let_go() -> None:
+    if _clear_control is not None and getattr(_ownership, "count", 0) <= 0:
+        _clear_control()
+
+
+def _limit_blas():
+    limiter = _controller().limit(limits=1, user_api="blas")
+    _let_go()
+    return limiter
+
+
+def _restore_blas(limiter) -> None:
+    limiter.restore_original_limits()
+    _let_go()
+
+
 _lock = threading.Lock()
 _holders = 0
 _limiter = None
+# Forks so far into this process (see _forget_limits).
+_generation = 0
+
+
+def _forget_limits() -> None:
+    """In a child forked while a thread of the parent ran a kernel: lift the
+    BLAS limit that it inherited without the thread that would lift it (the
+    child runs no kernel yet), and count no holders. A ``single_threaded_blas``
+    block of the forking thread ends in the child as of another generation,
+    and leaves the count alone."""
+    global _holders, _limiter, _generation
+    limiter, _holders, _limiter = _limiter, 0, None
+    _generation += 1
+    if limiter is not None:
+        _restore_blas(limiter)
+
+
+hold_across_forks(_lock, in_child=_forget_limits)
 
 
 @contextmanager
@@ -95,13 +183,15 @@ def single_threaded_blas():
     global _holders, _limiter
     with _lock:
         if _holders == 0:
-            _limiter = _controller().limit(limits=1, user_api="blas")
+            _limiter = _limit_blas()
         _holders += 1
+        generation = _generation
     try:
         yield
     finally:
         with _lock:
-            _holders -= 1
-            if _holders == 0:
-                _limiter.restore_original_limits()
-                _limiter = None
+            if generation == _generation:
+                _holders -= 1
+                if _holders == 0:
+                    _restore_blas(_limiter)
+                    _limiter = None

@@ -9,6 +9,7 @@ compile, and must touch nothing process-wide.
 """
 
 import math
+import os
 import subprocess
 import sys
 import textwrap
@@ -490,6 +491,58 @@ def test_without_a_cache_auto_stays_on_numpy_and_says_why_once(monkeypatch):
     assert len(said) == 1 and "'auto' stays on numpy" in said[0], said
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork exists on POSIX only")
+def test_a_child_forked_during_a_background_load_fits_on_the_kernels():
+    # The load that 'auto' starts, slowed so that the fork comes mid-load:
+    # the child used to hang for ever on the kernels' lock (and numba's).
+    code = textwrap.dedent(
+        """
+        import multiprocessing, threading, time
+        import numpy as np
+        from sklearn_em import GaussianMixture, config_context, _engine
+
+        compile_, loading = _engine._compile, threading.Event()
+
+        def slow_compile(*args):
+            loading.set()
+            time.sleep(1.0)
+            compile_(*args)
+
+        def fit(engine):
+            import faulthandler
+            faulthandler.dump_traceback_later(120, exit=True)
+            X = np.random.default_rng(1).normal(size=(2000, 2))
+            with config_context(engine=engine):
+                gm = GaussianMixture(3, init_params="random_from_data",
+                                     random_state=0, max_iter=5).fit(X)
+            return gm.lower_bound_, gm.means_, "float64" in _engine._ready
+
+        if __name__ == "__main__":
+            _engine._compile = slow_compile
+            _engine._warm_up(np.float64)
+            assert loading.wait(60) and _engine._lock.locked()
+            with multiprocessing.get_context("fork").Pool(1) as pool:
+                # A child that hangs is ended by its watchdog, and its task
+                # then never comes back.
+                children = pool.map_async(fit, ["numba", "auto"], chunksize=1)
+                children = children.get(timeout=150)
+            ours = fit("numba")
+            for bound, means, loaded in children:
+                assert loaded, "the child has not the kernels its parent loaded"
+                assert bound == ours[0] and (means == ours[1]).all(), children
+            print("equal")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=_clean_env(),
+        timeout=600,
+    )
+    assert "equal" in done.stdout, done.stdout + done.stderr
+
+
 def test_importing_and_small_fits_never_import_numba():
     code = textwrap.dedent(
         """
@@ -505,8 +558,6 @@ def test_importing_and_small_fits_never_import_numba():
 
 
 def _clean_env():
-    import os
-
     env = dict(os.environ)
     env.pop("SKLEARN_EM_ENGINE", None)
     return env
