@@ -92,14 +92,17 @@ def hold_across_forks(*locks: threading.Lock, in_child=None) -> None:
     """
     if not hasattr(os, "register_at_fork"):  # no fork on Windows
         return
-    held = []
+    # Per forking thread: two threads forking at once each release their own.
+    state = threading.local()
 
     def before():
+        state.held = []
         for lock in locks:
             lock.acquire()
-            held.append(lock)
+            state.held.append(lock)
 
     def after():
+        held = getattr(state, "held", [])
         while held:
             held.pop().release()
 
@@ -156,15 +159,23 @@ _generation = 0
 
 
 def _forget_limits() -> None:
-    """In a child forked while a thread of the parent ran a kernel: lift the
-    BLAS limit that it inherited without the thread that would lift it (the
-    child runs no kernel yet), and count no holders. A ``single_threaded_blas``
-    block of the forking thread ends in the child as of another generation,
-    and leaves the count alone."""
+    """In a child forked while the parent ran a kernel: lift the BLAS limit
+    that it inherited without the thread that would lift it, and count no
+    holders. A ``single_threaded_blas`` block that the fork crossed (a
+    callback of the forking thread's fit that forks) ends in the child as of
+    another generation: it leaves the count alone, and the rest of that fit
+    runs with BLAS as the child found it."""
     global _holders, _limiter, _generation
     limiter, _holders, _limiter = _limiter, 0, None
     _generation += 1
     if limiter is not None:
+        # The child's only thread: threadpoolctl's lock, which a thread of
+        # the parent may have held at the fork, is taken afresh.
+        shared = getattr(
+            getattr(threadpoolctl, "OpenBLASController", None), "_SHARED_STATE", None
+        )
+        if shared is not None and hasattr(shared, "lock"):
+            shared.lock = threading.Lock()
         _restore_blas(limiter)
 
 
