@@ -127,11 +127,8 @@ def hold_across_forks(*locks: threading.Lock, in_child=None) -> None:
 # process's BLAS at one thread. Not within a ``threadpool_limits`` block of
 # the caller's own, though: that block owns the control, and lets go as it
 # ends. Older threadpoolctl sets the limit from any thread.
-_clear_control = getattr(
-    getattr(threadpoolctl, "OpenBLASController", None),
-    "clear_controlling_thread",
-    None,
-)
+_OpenBLAS = getattr(threadpoolctl, "OpenBLASController", None)
+_clear_control = getattr(_OpenBLAS, "clear_controlling_thread", None)
 _ownership = getattr(threadpoolctl, "CONTROLLING_THREAD_OWNERSHIP", None)
 
 
@@ -171,9 +168,7 @@ def _forget_limits() -> None:
     if limiter is not None:
         # The child's only thread: threadpoolctl's lock, which a thread of
         # the parent may have held at the fork, is taken afresh.
-        shared = getattr(
-            getattr(threadpoolctl, "OpenBLASController", None), "_SHARED_STATE", None
-        )
+        shared = getattr(_OpenBLAS, "_SHARED_STATE", None)
         if shared is not None and hasattr(shared, "lock"):
             shared.lock = threading.Lock()
         _restore_blas(limiter)
