@@ -119,11 +119,11 @@ def _wide_vectors() -> bool:
 AVX512 = _wide_vectors()
 
 
-# exp() of anything below this is below float64's smallest normal number, and
-# _exp gives 0 there: the exponent it builds in the bits of such an argument
-# (or of NaN) is not valid, and its last select discards it. (Clamping the
-# argument first cost one instruction of about twenty a value: 3-4% of a loop
-# of exp, ad hoc, one thread, AMD EPYC.)
+# exp() of anything below this is below float64's smallest normal number; the
+# argument is clamped there so that the exponent built in the bits stays valid.
+# (Without the clamp the last select still gives 0 there, and a loop of exp
+# took 3-4% less, ad hoc, but arguments just below it make subnormal products
+# first, which cost a microcode assist on CPUs without flush-to-zero.)
 _EXP_FLOOR = -708.0
 
 
@@ -193,9 +193,10 @@ def _exp(x0):  # pragma: no cover - compiled
     into the exponent field. Inlined into loops, LLVM vectorises all of it.
     """
     shifter = 6755399441055744.0 + 1023.0
-    t = x0 * 1.4426950408889634 + shifter
+    x = max(x0, _EXP_FLOOR)
+    t = x * 1.4426950408889634 + shifter
     n = t - shifter
-    r = (x0 - n * 0.6931471803691238) - n * 1.9082149292705877e-10
+    r = (x - n * 0.6931471803691238) - n * 1.9082149292705877e-10
     p = 2.5110037605963777e-08
     p = p * r + 2.763263963904103e-07
     p = p * r + 2.755724091857897e-06
@@ -273,9 +274,10 @@ def _exp32(x0):  # pragma: no cover - compiled
     """:func:`_exp` for float32: within 2 ulp (float32) in [-87.3, 88],
     0 below. The same construction, with the float32 exponent field (23
     bits, bias 127) and a polynomial of degree 6 (Chebyshev, error 2e-9)."""
-    t = x0 * _LOG2E_32 + _SHIFTER_32
+    x = max(x0, _EXP_FLOOR_32)
+    t = x * _LOG2E_32 + _SHIFTER_32
     n = t - _SHIFTER_32
-    r = (x0 - n * _LN2_HI_32) - n * _LN2_LO_32
+    r = (x - n * _LN2_HI_32) - n * _LN2_LO_32
     p = _EXP_POLY_32[0]
     for c in _EXP_POLY_32[1:]:
         p = p * r + c
@@ -509,7 +511,7 @@ def _add_moments(lp, f, m, scale, moments):  # pragma: no cover
         return
     first = _moments_in_pairs(lp, f, m, scale, moments) if q == 4 or q == 5 else 0
     for j in range(first, k):
-        if q == 4:  # spherical 2-D (diag 1-D)
+        if q == 4:  # spherical 2-D
             a = b = c = e = _zero_of(lp[j, 0])
             for i in range(m):
                 r = lp[j, i] * scale[i]
@@ -733,9 +735,10 @@ def _maxima(lp, m, top, spare):  # pragma: no cover - compiled
 @_jit_inline
 def _three_terms(a, b, z, t):  # pragma: no cover - compiled
     """A row of three components' log-densities ``a, b, z`` and its
-    maximum ``t`` as the terms take it (:func:`_top` of it, or itself
-    where it is finite): its three terms (two exponentials, see _term)
-    and their sum, added in component order."""
+    maximum ``t`` as the terms take it (:func:`_top` of it; or the maximum
+    itself, in :func:`_fit_terms`, whose caller redoes a block where one
+    is not finite): its three terms (two exponentials, see _term) and their sum,
+    added in component order."""
     e, s = _term(a, z, t, _one_of(t) if z == t else _zero_of(t))
     g, s = _term(b, z, t, s)
     return e, g, s, _sum_of(_sum_of(e, g), s)
@@ -751,7 +754,8 @@ def _two_terms(a, z, t):  # pragma: no cover - compiled
 @_jit_inline
 def _one_term(a, t):  # pragma: no cover - compiled
     """:func:`_three_terms` of one component: its term is 1 (0 where its
-    log-density is ``-inf`` or NaN, as ``exp`` gives)."""
+    log-density is ``-inf`` or NaN, as ``exp`` gives, with ``t`` from
+    :func:`_top`)."""
     return _one_of(t) if a == t else _zero_of(t)
 
 
@@ -870,14 +874,13 @@ def _normalize_summed(lp, m, top, total, log_total):  # pragma: no cover
     row's reciprocal total (what scales its responsibilities).
 
     The row totals lie in [1, k] (the row's largest term is ``exp(0)``):
-    a product of at most 32 (of any 256 for k <= 3: 3**256 < 1e123)
-    cannot overflow in float64, so one log of a block's product, taken as
-    a mantissa and an exponent, replaces one per row (each a division and
-    a series): eight running products (rows ``i``, ``i + 8``, ...) follow
-    the exponentials' pass. (Up to three components, a fit takes
-    :func:`_fit_terms`' single pass instead, and this only for a block
-    with a row whose maximum is not finite.) Ad hoc, one
-    thread, 1e6 rows, k = 3 (AMD EPYC, interleaved): eight logs a block
+    a product of at most 32 cannot overflow in float64, so one log of a
+    block's product, taken as a mantissa and an exponent, replaces one per
+    row (each a division and a series): eight running products (rows
+    ``i``, ``i + 8``, ...) follow the exponentials' pass. (Up to three
+    components, a fit takes :func:`_fit_terms`' single pass instead, and
+    this only for a block with a row whose maximum is not finite.) Ad hoc,
+    one thread, 1e6 rows, k = 3 (AMD EPYC, interleaved): eight logs a block
     instead of one a row took 3-6% off an E-step. The block's product is
     within 255 roundings (2.9e-14 relative, the log's absolute error),
     its log within 4 ulp of a value below ln 256, and the exponent's ``n
@@ -1046,7 +1049,7 @@ def _stats_range(  # pragma: no cover - compiled
             log_likelihood += _normalize_summed(lp, m, top, total, log_total)
         else:
             summed = _fit_terms(lp, m, total)
-            if not _finite(summed):
+            if not _finite(summed):  # a row's maximum was not: lp anew, with care
                 _log_densities(f, m, w_matrix, lp)
                 summed = _normalize_summed(lp, m, top, total, log_total)
             log_likelihood += summed

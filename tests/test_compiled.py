@@ -1088,8 +1088,9 @@ def test_a_row_with_nothing_gives_equal_responsibilities_and_minus_inf(
 ):
     """A row whose log-densities are all ``-inf`` (here its square
     overflows) gets equal responsibilities and makes the log-likelihood
-    ``-inf``, on the unweighted path (one pass up to three components, the
-    reciprocals in it) as on the weighted one (a log per row)."""
+    ``-inf``, on the unweighted path (up to three components, a block
+    with such a row is redone by the careful pass) as on the weighted one
+    (a log per row)."""
     rng = np.random.RandomState(5)
     k, n, d = n_components, 700, 2
     x = rng.randn(n, d).astype(dtype)
@@ -1115,6 +1116,48 @@ def test_a_row_with_nothing_gives_equal_responsibilities_and_minus_inf(
     rtol = 1e-13 if dtype == np.float64 else 1e-6
     assert_allclose(moments[:, 0].sum(), n, rtol=rtol)  # every row counted once
     assert_allclose(moments, moments_per_row, rtol=rtol)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_components", [1, 2, 3])
+def test_the_fits_one_pass_leaves_every_block_with_an_infinite_maximum_to_redo(
+    n_components, dtype
+):
+    """A fit's one pass up to three components (``_fit_terms``) takes each
+    row's maximum as it is. Where every row's is finite (ties, a NaN
+    below a finite maximum, rows past the block's end whatever they hold),
+    its terms and reciprocal totals are bit for bit those of the careful
+    pass (``_normalize_summed``: maxima through ``_top``, rows with nothing
+    mended) and its sum the same to rounding; a row whose maximum is
+    ``+inf``, ``-inf`` or NaN makes the sum not finite, which sends the
+    block to the careful pass."""
+    rng = np.random.RandomState(9)
+    k, m, block = n_components, 200, kernels.BLOCK  # a partial block
+    base = (5 * rng.randn(k, block)).astype(dtype)
+    base[:, 7] = 1.5  # every component tied at the maximum
+    if k > 1:
+        base[k - 1, 8] = np.nan  # below a finite maximum: a term of 0
+    base[:, m + 5] = np.inf  # past the block's end: not read
+
+    def fast(lp):
+        total = np.empty(block, dtype)
+        return kernels._fit_terms(lp, m, total), total
+
+    lp_fast, lp_careful = base.copy(), base.copy()
+    summed, total = fast(lp_fast)
+    scratch = np.empty((3, block), dtype)
+    careful = kernels._normalize_summed(lp_careful, m, *scratch)
+    assert np.isfinite(summed)
+    assert_array_equal(lp_fast[:, :m], lp_careful[:, :m])
+    assert_array_equal(total[:m], scratch[1, :m])
+    assert summed == pytest.approx(careful, rel=1e-15)
+
+    plus_inf, minus_inf, nan = (base.copy() for _ in range(3))
+    plus_inf[k - 1, 150] = np.inf
+    minus_inf[:, 150] = -np.inf  # a row with nothing
+    nan[0, 150] = np.nan  # the maximum NaN
+    for lp in (plus_inf, minus_inf, nan):
+        assert not np.isfinite(fast(lp)[0])
 
 
 def _k_exponentials(lp, m, top, total):
