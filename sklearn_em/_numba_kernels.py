@@ -511,19 +511,6 @@ def _add_moments(lp, f, m, scale, moments):  # pragma: no cover
         return
     first = _moments_in_pairs(lp, f, m, scale, moments) if q == 4 or q == 5 else 0
     for j in range(first, k):
-        if q == 4:  # spherical 2-D
-            a = b = c = e = _zero_of(lp[j, 0])
-            for i in range(m):
-                r = lp[j, i] * scale[i]
-                a += r
-                b += r * f[1, i]
-                c += r * f[2, i]
-                e += r * f[3, i]
-            moments[j, 0] += a
-            moments[j, 1] += b
-            moments[j, 2] += c
-            moments[j, 3] += e
-            continue
         if q == 6:  # full and tied 2-D (spherical 4-D): one pass a component
             a = b = c = e = g = h = _zero_of(lp[j, 0])
             for i in range(m):
@@ -555,12 +542,13 @@ def _add_moments(lp, f, m, scale, moments):  # pragma: no cover
             moments[j, 2] += c
             moments[j, 3] += e
             moments[j, 4] += g
-    if 4 <= q <= 6:
+    if q == 5 or q == 6:
         return
-    # Four feature rows at a time for every component, as in _log_densities.
+    # Four feature rows at a time for every component, as in _log_densities
+    # (spherical 2-D, q = 4: the component _moments_in_pairs left, if any).
     p = 0
     while p + 4 <= q:
-        for j in range(k):
+        for j in range(first, k):
             a = b = c = e = _zero_of(lp[j, 0])
             for i in range(m):
                 r = lp[j, i] * scale[i]
@@ -835,19 +823,20 @@ def _exponentiate(lp, m, top, total, log_total):  # pragma: no cover
         for i in range(m):
             empty += total[i] == 0.0
     if empty:
-        _mend_empty(lp, m, top, total, 0.0, k)
+        _mend_empty(lp, m, top, total)
 
 
 @_jit
-def _mend_empty(lp, m, top, total, found, value):  # pragma: no cover
-    """Rows with nothing (every log-density ``-inf``), whose ``total`` is
-    ``found``: equal responsibilities (ones), ``total`` ``value`` and
-    ``top`` ``-inf``, as the numpy kernel gives them."""
+def _mend_empty(lp, m, top, total):  # pragma: no cover
+    """Rows with nothing (every log-density ``-inf``), whose ``total`` is 0:
+    equal responsibilities (ones), ``total`` k and ``top`` ``-inf``, as the
+    numpy kernel gives them."""
+    k = lp.shape[0]
     for i in range(m):
-        if total[i] == found:
-            for j in range(lp.shape[0]):
+        if total[i] == 0.0:
+            for j in range(k):
                 lp[j, i] = 1.0
-            total[i] = value
+            total[i] = k
             top[i] = -np.inf
 
 
