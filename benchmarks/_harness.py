@@ -1,7 +1,8 @@
 """What the benchmark scripts share, so that each holds only its cases.
 
 Command line (:func:`parser`, :func:`settings`), the record of the machine
-(:func:`environment`), interleaved timing (:func:`interleaved`), one start for
+(:func:`environment`), interleaved timing (:func:`interleaved`) and what its
+repeats show (:func:`fastest`, :func:`spread`, :func:`noisy`), one start for
 every estimator (:func:`same_start`), component matching, markdown tables, and
 :func:`run`: thread limits, the measurement, JSON and the exit status. Scripts
 put this directory on ``sys.path``; importing this module makes ``sklearn_em``
@@ -244,6 +245,50 @@ def interleaved(calls, repeats):
 def median(values):
     """Median of a list, ``None`` for an empty one."""
     return statistics.median(values) if values else None
+
+
+def fastest(times):
+    """Fastest repeat: the least of ``times``, ``None`` for an empty list."""
+    return min(times) if times else None
+
+
+def spread(times):
+    """Slowest over fastest repeat (>= 1), ``None`` for an empty list.
+
+    1 when every repeat took the same time (or there was one); 2 when the
+    slowest took twice the fastest.
+    """
+    return ratio(max(times), min(times)) if times else None
+
+
+# A stolen core (another guest of a shared VM, in bursts) slows a whole fit by
+# 1.3-2x, while the repeats of a quiet run agree within a few percent (spread
+# 1.03-1.08 in bench_fit's records): 1.25 sits between the two. The test is
+# slowest/fastest, not where the median fell: the median of [1, 1, 1, 2, 2]
+# is in the fast group, but one more slow repeat would move it.
+NOISY_SPREAD = 1.25
+
+
+def noisy(series, threshold=NOISY_SPREAD):
+    """Whether the repeats of any of ``series`` (lists of seconds) spread
+    beyond ``threshold`` (:func:`spread`), so that they fell in two groups.
+
+    Parameters
+    ----------
+    series : iterable of list of float
+        Every timed call's repeats behind a ratio (all its libraries).
+    threshold : float, default=NOISY_SPREAD
+        Largest slowest/fastest taken as one group.
+
+    Returns
+    -------
+    flag : bool
+        True when some list's slowest repeat took more than ``threshold``
+        times its fastest. A median of such repeats may come from either
+        group; the ratio of two medians may mix them. One repeat is never
+        flagged: it cannot tell.
+    """
+    return any((spread(t) or 1.0) > threshold for t in series)
 
 
 def same_start(X, covariance_type, n_components, seed, reg_covar=1e-6):

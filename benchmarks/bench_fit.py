@@ -9,7 +9,10 @@ default ``fit()``), ``predict`` (inference on fresh rows) and ``threads``
 (ours at ``n_jobs=1`` and ``2``, every covariance type). Fits start from the
 same parameters and run exactly ``--n-iter`` iterations; each library is
 timed ``--repeats`` times, interleaved, and medians are reported (see
-``benchmarks/README.md``).
+``benchmarks/README.md``); beside them the fastest repeat, the speed-up of
+fastest against fastest and each library's spread (slowest / fastest repeat),
+a case marked ``*`` (``noisy``) when some spread exceeds 1.25
+(``_harness.NOISY_SPREAD``): its repeats fell in two groups.
 
 Ours runs once per E-step engine (``--engine``; by default both when numba,
 the ``fast`` extra, is installed): ``ours`` is the numpy kernel and
@@ -195,7 +198,8 @@ def compare(X, makers, cfg, info, n_iter=None, reference=None):
         ``info``, and per library ``times_s``, ``median_fit_s``,
         ``median_s_per_iter``, ``n_iter``, ``lower_bound``, ``converged``
         (``n_jobs``, ``n_jobs_effective`` for ours); ``speedups`` (sklearn
-        / each), ``speedup`` (ours), ``lower_bound_rel_diff``, ``errors``.
+        / each), ``speedup`` (ours), ``lower_bound_rel_diff``, ``errors``;
+        the fastest repeats' figures of :func:`fastest_figures`.
     fitted : dict
         ``name -> fitted estimator``.
     """
@@ -236,6 +240,7 @@ def compare(X, makers, cfg, info, n_iter=None, reference=None):
         k: h.ratio(sk["median_fit_s"], case[k]["median_fit_s"]) for k in others
     }
     case["speedup"] = case["speedups"].get("ours")
+    fastest_figures(case)
     rels = [
         h.relative_difference(case[k]["lower_bound"], sk["lower_bound"])
         for k in others
@@ -252,6 +257,32 @@ def compare(X, makers, cfg, info, n_iter=None, reference=None):
         ]
         case["ours_closer_to_float64"] = all(closer) if closer else None
     return case, fitted
+
+
+def fastest_figures(case, threshold=h.NOISY_SPREAD):
+    """Add to ``case`` (of :func:`compare`) what its fastest repeats show.
+
+    Per library ``min_fit_s``, ``min_s_per_iter`` (``None`` without
+    ``n_iter``) and ``spread`` (slowest / fastest repeat); ``speedups_fastest``
+    (sklearn's fastest / each one's fastest) and ``speedup_fastest`` (ours),
+    beside the medians' ``speedups`` and ``speedup``; ``noisy``, whether any
+    library's spread exceeds ``noisy_threshold`` (:func:`_harness.noisy`: one
+    library's slow group is enough to skew a ratio of medians). Returns
+    ``case``.
+    """
+    libs = case["libraries"]
+    for name in libs:
+        entry, times = case[name], case[name]["times_s"]
+        entry.update(min_fit_s=h.fastest(times), spread=h.spread(times))
+        entry["min_s_per_iter"] = h.ratio(entry["min_fit_s"], entry["n_iter"])
+    sk = case["sklearn"]["min_fit_s"]
+    case["speedups_fastest"] = {
+        k: h.ratio(sk, case[k]["min_fit_s"]) for k in libs if k != "sklearn"
+    }
+    case["speedup_fastest"] = case["speedups_fastest"].get("ours")
+    case["noisy"] = h.noisy([case[k]["times_s"] for k in libs], threshold)
+    case["noisy_threshold"] = threshold
+    return case
 
 
 def fixed_case(X, covariance_type, init, cfg, libs, reference=None):
@@ -449,6 +480,8 @@ def suite_predict(cfg):
     for method in METHODS:
         runs = {lib: times[method, lib] for lib in fitted}
         m = {lib: {"times_s": t, "median_s": h.median(t)} for lib, t in runs.items()}
+        for lib, t in runs.items():
+            m[lib].update(min_s=h.fastest(t), spread=h.spread(t))
         for lib in fitted:
             t = warm.get((method, lib), [])
             m[lib].update(times_back_to_back_s=t, median_back_to_back_s=h.median(t))
@@ -456,6 +489,7 @@ def suite_predict(cfg):
         for lib in [k for k in fitted if k != "sklearn"]:
             entry, a = m[lib], out.get((method, lib))
             entry["speedup"] = h.ratio(m["sklearn"]["median_s"], entry["median_s"])
+            entry["speedup_fastest"] = h.ratio(m["sklearn"]["min_s"], entry["min_s"])
             entry["speedup_back_to_back"] = h.ratio(
                 m["sklearn"]["median_back_to_back_s"], entry["median_back_to_back_s"]
             )
@@ -468,6 +502,9 @@ def suite_predict(cfg):
             else:
                 entry["max_rel_diff"] = h.relative_difference(a, b)
         m["speedup"] = m["ours"]["speedup"]
+        m["speedup_fastest"] = m["ours"]["speedup_fastest"]
+        # The interleaved repeats only, of which the speed-ups are.
+        m["noisy"] = h.noisy(runs.values(), case["noisy_threshold"])
         case["methods"][method] = m
     h.progress(f"predict n={n}")
     return [case]
@@ -538,6 +575,7 @@ def fit_table(cases):
     )
     header = ["n", "d", "k", "<covariance_type", "<dtype"]
     header += [f"{k} {unit}" for k in libs] + [f"speed-up {k}" for k in others]
+    header += [f"fastest speed-up {k}" for k in others] + ["max spread"]
     if len(others) == 2:
         header.append(f"{others[0]} s / {others[1]} s")
     floor = "floor_s" in cases[0]
@@ -554,9 +592,14 @@ def fit_table(cases):
         row = [c[k] for k in ("n", "n_features", "n_components")]
         row += [c["covariance_type"], c["dtype"]]
         row += [h.fmt(c[k][key]) for k in libs]
-        row += [h.fmt(c["speedups"][k], "x") for k in others]
+        star = "*" if c["noisy"] else ""  # on the ratios of medians
+        row += [h.fmt(c["speedups"][k], "x") + star for k in others]
+        row += [h.fmt(c["speedups_fastest"][k], "x") for k in others]
+        spreads = [c[k]["spread"] for k in libs if c[k]["spread"] is not None]
+        row.append(h.fmt(max(spreads, default=None), ".2f"))
         if len(others) == 2:
-            row.append(h.fmt(h.ratio(c[others[0]][key], c[others[1]][key]), "x"))
+            ratio = h.ratio(c[others[0]][key], c[others[1]][key])
+            row.append(h.fmt(ratio, "x") + star)
         if floor:
             row.append(h.fmt(c["floor_s"]))
             row += [h.fmt(h.ratio(c[k][key], c["floor_s"]), "x") for k in others]
@@ -568,7 +611,20 @@ def fit_table(cases):
         row += [h.fmt(c[k]["n_iter"], "d") for k in libs]
         row += [h.fmt(c[k]["lower_bound"], ".10f") for k in libs]
         rows.append([*row, h.fmt(c["lower_bound_rel_diff"], ".1e")])
-    return h.table(header, rows)
+    flags = [c["noisy"] for c in cases]
+    return h.table(header, rows) + noisy_note(flags, cases[0]["noisy_threshold"])
+
+
+def noisy_note(flags, threshold):
+    """Footnote of the ``*`` of a table whose rows are ``noisy`` as ``flags``
+    say (``""`` when none is)."""
+    if not any(flags):
+        return ""
+    return (
+        f"\n\n\\* noisy ({sum(flags)} of {len(flags)}): a library's slowest "
+        f"repeat took over {threshold:g}x its fastest; a median may come from "
+        "either group: compare the fastest speed-up."
+    )
 
 
 def float32_table(cases):
@@ -606,14 +662,17 @@ def predict_table(cases):
                     if "n_mismatch" in got
                     else f"{h.fmt(got.get('max_rel_diff'), '.1e')} rel"
                 )
-                speedup = h.fmt(got["speedup"], "x")
+                speedup = h.fmt(got["speedup"], "x") + ("*" if m["noisy"] else "")
+                fast = h.fmt(got["speedup_fastest"], "x")
                 warm = h.fmt(got.get("speedup_back_to_back"), "x")
                 rows.append(
                     [c["n"], method, lib, h.fmt(got["median_s"]), sk, speedup]
-                    + [warm, diff]
+                    + [fast, warm, diff]
                 )
     header = ["n", "<method", "<ours", "ours s", "sklearn s", "speed-up"]
-    return h.table([*header, "back to back", "<differ by"], rows)
+    header += ["fastest speed-up", "back to back", "<differ by"]
+    flags = [m["noisy"] for c in cases for m in c["methods"].values()]
+    return h.table(header, rows) + noisy_note(flags, cases[0]["noisy_threshold"])
 
 
 def report(results, cfg):

@@ -8,12 +8,12 @@ from numbers import Real
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_array, check_random_state
+from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._covariance import Covariance, get_covariance
 from ._estimator import _SHARED_CONSTRAINTS, _BaseMixture, _check_shape
-from ._init import initial_assignment
+from ._init import initial_assignment, random_state_of
 from ._model import Mixture
 from ._variational import (
     Posterior,
@@ -248,37 +248,39 @@ degrees_of_freedom_prior_, covariance_prior_
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         if not do_init:
             self._check_unchanged_structure("a warm_start fit")
-        random_state = check_random_state(self.random_state)
-        best = None
-        runs = []
-        for init in range(self.n_init if do_init else 1):
-            self._print_init_begin(init, self.n_init if do_init else 1)
-            if do_init:
-                source = data.initialization_source(random_state)
-                assignment = initial_assignment(source, self.init_params, random_state)
-                # A sample (Dask) stands for all the rows.
-                share = data.total_weight / source.total_weight
-                stats = source.stats_given(**assignment).scale(weight_scale * share)
-                start = variational_update(stats, prior, covariance, self.reg_covar)
-                start_bound = -np.inf
-            else:
-                start, start_bound = self._fitted_posterior(), self.lower_bound_
-            result = run_vb(
-                data,
-                start,
-                prior,
-                tol=self.tol,
-                max_iter=self.max_iter,
-                reg_covar=self.reg_covar,
-                weight_scale=weight_scale,
-                lower_bound_start=start_bound,
-                on_iteration=self._on_iteration,
-            )
-            if self.max_iter > 0:
-                self._print_init_end(result.lower_bound, result.converged)
-            runs.append([float(v) for v in result.lower_bounds])
-            if best is None or result.lower_bound > best.lower_bound:
-                best = result
+        with random_state_of(self.random_state) as random_state:
+            best = None
+            runs = []
+            for init in range(self.n_init if do_init else 1):
+                self._print_init_begin(init, self.n_init if do_init else 1)
+                if do_init:
+                    source = data.initialization_source(random_state)
+                    assignment = initial_assignment(
+                        source, self.init_params, random_state
+                    )
+                    # A sample (Dask) stands for all the rows.
+                    share = data.total_weight / source.total_weight
+                    stats = source.stats_given(**assignment).scale(weight_scale * share)
+                    start = variational_update(stats, prior, covariance, self.reg_covar)
+                    start_bound = -np.inf
+                else:
+                    start, start_bound = self._fitted_posterior(), self.lower_bound_
+                result = run_vb(
+                    data,
+                    start,
+                    prior,
+                    tol=self.tol,
+                    max_iter=self.max_iter,
+                    reg_covar=self.reg_covar,
+                    weight_scale=weight_scale,
+                    lower_bound_start=start_bound,
+                    on_iteration=self._on_iteration,
+                )
+                if self.max_iter > 0:
+                    self._print_init_end(result.lower_bound, result.converged)
+                runs.append([float(v) for v in result.lower_bounds])
+                if best is None or result.lower_bound > best.lower_bound:
+                    best = result
 
         self.lower_bounds_per_init_ = runs
         if not best.converged and self.max_iter > 0:
@@ -311,8 +313,8 @@ degrees_of_freedom_prior_, covariance_prior_
             data = self._source(X, sample_weight, covariance)
             weight_scale = math.exp(log_scale + data.log_weight_scale)
             prior = self._prior(data, covariance, weight_scale)
-            random_state = check_random_state(self.random_state)
-            assignment = initial_assignment(data, self.init_params, random_state)
+            with random_state_of(self.random_state) as random_state:
+                assignment = initial_assignment(data, self.init_params, random_state)
             stats = data.stats_given(**assignment).scale(weight_scale)
             posterior = variational_update(stats, prior, covariance, self.reg_covar)
             state = VBOnlineState(None, 0, data.center)

@@ -386,6 +386,16 @@ class TrainingData:
         self.covariance = covariance
         self.n_components = n_components
         self.n_samples, self.n_features = X.shape
+        means = None
+        if not finite and center is None:
+            # A NaN anywhere makes its column's mean NaN, so the means' one
+            # reduction also says whether X may have any (scan_missing's own
+            # reduction is then not needed); with NaN they are taken anew
+            # over the observed values below.
+            means = column_means(X, sample_weight, missing=False)
+            finite = not np.isnan(means).any()
+            if not finite:
+                means = None
         if finite:
             self.has_missing, empty = False, None
             seen = np.ones(self.n_features, dtype=bool)
@@ -413,9 +423,10 @@ class TrainingData:
             self.sample_weight = sample_weight
         if training and sample_weight is not None:
             check_positive_count(np.count_nonzero(sample_weight), n_components)
-        means = None
         if center is None:
-            center = means = column_means(X, sample_weight, self.has_missing)
+            if means is None:
+                means = column_means(X, sample_weight, self.has_missing)
+            center = means
         self.center = source_center(center, X.dtype)
         largest = None
         if training:

@@ -36,7 +36,7 @@ from ._covariance import (
 from ._data import NotFinite, TrainingData, all_finite
 from ._em import COLLAPSE_FLOOR, run_em, stats_from_model
 from ._engine import pinning
-from ._init import initial_model
+from ._init import initial_model, random_state_of
 from ._model import Mixture
 from ._online import OnlineState, online_step
 from ._threads import single_threaded_blas
@@ -908,11 +908,13 @@ class GaussianMixture(_BaseMixture):
             self._check_unchanged_structure("a warm_start fit")
         n_init = self.n_init if do_init else 1
         drawn = do_init and any(value is None for value in user_init.values())
-        # Seeding a RandomState takes ~80 us, a share of a small fit: only
-        # where something is drawn (the generator is unused otherwise).
-        random_state = check_random_state(self.random_state) if drawn else None
+        # A RandomState only where something is drawn (the generator is
+        # unused otherwise), and re-seeded (see random_state_of).
         try:
-            best = self._run_inits(data, n_init, do_init, random_state, user_init)
+            with random_state_of(self.random_state if drawn else None) as state:
+                best = self._run_inits(
+                    data, n_init, do_init, state if drawn else None, user_init
+                )
         except IllDefinedCovariance as error:
             raise _explain_collapse(error, X, self.reg_covar) from None
 
@@ -1001,13 +1003,14 @@ class GaussianMixture(_BaseMixture):
         state = None if first else getattr(self, "_online", None)
         if first:
             data = self._source(X, sample_weight, covariance)
-            model = initial_model(
-                data,
-                init_params=self.init_params,
-                random_state=check_random_state(self.random_state),
-                reg_covar=self.reg_covar,
-                **self._check_initial_parameters(covariance, X.shape[1]),
-            )
+            with random_state_of(self.random_state) as random_state:
+                model = initial_model(
+                    data,
+                    init_params=self.init_params,
+                    random_state=random_state,
+                    reg_covar=self.reg_covar,
+                    **self._check_initial_parameters(covariance, X.shape[1]),
+                )
             state = OnlineState(None, 0, data.center)
         else:
             model = self._fitted_model()

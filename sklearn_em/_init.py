@@ -9,12 +9,47 @@ same parameters. ``'multistart'`` is ours: a search over many starts (see
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from numbers import Integral
+
 import numpy as np
+from sklearn.utils import check_random_state
 
 from ._em import params_from_stats
 from ._kmeans import kmeans_labels, kmeans_plusplus_indices
 from ._model import Mixture
 from ._optima import MULTISTART, multistart_model
+
+# RandomStates lent out by random_state_of, each re-seeded for the next fit.
+_spare_states: list[np.random.RandomState] = []
+
+
+@contextmanager
+def random_state_of(seed) -> Iterator[np.random.RandomState]:
+    """``check_random_state(seed)`` for the duration, made faster for an int.
+
+    ``np.random.RandomState(seed)`` took ~200 us here, a share of a small
+    fit (1.7 ms for 1,000 rows): its constructor first seeds a generator
+    from the OS's entropy, then seeds it again from ``seed``. Re-seeding an
+    existing one takes ~2 us and gives the same stream (the same legacy
+    seeding, and no Gaussian kept from earlier draws). An int borrows a
+    spare RandomState for the block and returns it after, so no two fits
+    (nested in a callback, or in other threads) ever share one; anything
+    else is ``check_random_state``'s, as it is.
+    """
+    if not isinstance(seed, Integral):
+        yield check_random_state(seed)
+        return
+    try:
+        state = _spare_states.pop()
+    except IndexError:  # none spare: one more (list.pop is atomic)
+        state = np.random.RandomState()
+    try:
+        state.seed(seed)
+        yield state
+    finally:
+        _spare_states.append(state)
 
 
 def initial_assignment(

@@ -380,6 +380,22 @@ def _ones(f):  # pragma: no cover - compiled
 
 
 @_jit
+def _plane_features(xf, m, c0, c1, a, b):  # pragma: no cover - compiled
+    """``a[:m], b[:m]``: the two coordinates of 2-D rows ``xf`` (flat,
+    ``x0 y0 x1 y1 ...``) minus ``c0, c1``.
+
+    Rows as one flat run, read at a constant stride of two, into rows of
+    their own: LLVM vectorises these reads with shuffles. Indexed as 2-D
+    rows (``x[start + i, 0]``) or with an offset (``xf[base + 2 * i]``), it
+    kept to one value at a time."""
+    for i in range(m):
+        u = xf[2 * i]
+        v = xf[2 * i + 1]
+        a[i] = u - c0
+        b[i] = v - c1
+
+
+@_jit
 def _features(x, start, stop, center, kind, f, by_column=False):  # pragma: no cover
     """Feature rows ``[1, y, second-order(y)]`` (q, m) of rows
     ``start:stop`` of ``x``, ``y = x - center``, in float64; with
@@ -394,13 +410,9 @@ def _features(x, start, stop, center, kind, f, by_column=False):  # pragma: no c
             for i in range(m):
                 f[1 + a, i] = x[a, start + i] - c
     elif d == 2:
-        # Both coordinates in one loop: LLVM turns the stride-2 reads into
-        # vector loads and shuffles, where one loop per feature reads
-        # element by element (2-D data is the common case worth it).
-        c0, c1 = center[0], center[1]
-        for i in range(m):
-            f[1, i] = x[start + i, 0] - c0
-            f[2, i] = x[start + i, 1] - c1
+        _plane_features(
+            x[start:stop].reshape(2 * m), m, center[0], center[1], f[1], f[2]
+        )
     else:
         for a in range(d):
             c = center[a]

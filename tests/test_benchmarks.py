@@ -132,6 +132,99 @@ def test_plot_results_reads_the_new_json(quick, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.fixture(scope="module")
+def harness():
+    return _load("_harness")
+
+
+def test_fastest_repeat_and_spread_of_hand_made_times(harness):
+    assert harness.fastest([3.0, 1.0, 2.0]) == 1.0
+    assert harness.spread([1, 1, 1, 2, 2]) == 2.0  # slowest / fastest
+    assert harness.spread([1.0, 1.0]) == harness.spread([0.3]) == 1.0
+    assert harness.fastest([]) is None and harness.spread([]) is None
+
+
+def test_repeats_in_two_groups_are_noisy_and_close_repeats_are_not(harness):
+    assert harness.NOISY_SPREAD == 1.25
+    assert harness.noisy([[1, 1, 1, 2, 2]])  # a stolen core: two groups
+    assert not harness.noisy([[1, 1.01, 1.02]])  # a quiet machine's jitter
+    # One library in two groups is enough to flag its case.
+    assert harness.noisy([[1, 1.01, 1.02], [2, 2, 3]])
+    # The rule is "more than the threshold".
+    assert not harness.noisy([[1.0, 1.25]])
+    assert harness.noisy([[1.0, 1.26]])
+    assert harness.noisy([[1.0, 1.1]], threshold=1.05)
+    # One repeat (or none) cannot tell.
+    assert not harness.noisy([[1.0], [], [5.0]])
+
+
+def test_quick_records_fastest_repeats_beside_the_medians(quick):
+    bench_fit, _, out = quick
+    result = json.loads(out.read_text(encoding="utf-8"))
+    for suite in result["suites"].values():
+        for c in suite["cases"]:
+            libs = c["libraries"]
+            for lib in libs:
+                e, times = c[lib], c[lib]["times_s"]
+                # The medians stay as they were, the fastest repeat beside them.
+                assert e["min_fit_s"] == min(times) <= e["median_fit_s"] <= max(times)
+                assert e["min_s_per_iter"] <= e["median_s_per_iter"]
+                assert e["min_s_per_iter"] == pytest.approx(
+                    e["min_fit_s"] / e["n_iter"]
+                )
+                assert e["spread"] >= 1
+                assert e["spread"] == pytest.approx(max(times) / min(times))
+            assert c["speedups_fastest"].keys() == c["speedups"].keys()
+            for lib, speedup in c["speedups_fastest"].items():
+                want = c["sklearn"]["min_fit_s"] / c[lib]["min_fit_s"]
+                assert speedup == pytest.approx(want)
+            assert c["speedup_fastest"] == c["speedups_fastest"].get("ours")
+            assert c["speedup"] == c["speedups"].get("ours")
+            assert c["noisy_threshold"] == bench_fit.h.NOISY_SPREAD
+            spreads = [c[lib]["spread"] for lib in libs]
+            assert c["noisy"] is any(s > c["noisy_threshold"] for s in spreads)
+    (predict,) = result["suites"]["predict"]["cases"]
+    for m in predict["methods"].values():
+        for lib in predict["libraries"]:
+            times = m[lib]["times_s"]
+            assert m[lib]["min_s"] == min(times) <= m[lib]["median_s"] <= max(times)
+            assert m[lib]["spread"] == pytest.approx(max(times) / min(times))
+        for lib in predict["libraries"][:-1]:
+            want = m["sklearn"]["min_s"] / m[lib]["min_s"]
+            assert m[lib]["speedup_fastest"] == pytest.approx(want)
+        assert m["speedup_fastest"] == m["ours"]["speedup_fastest"]
+        spreads = [m[lib]["spread"] for lib in predict["libraries"]]
+        assert m["noisy"] is any(s > predict["noisy_threshold"] for s in spreads)
+    assert "| fastest speed-up |" in bench_fit.predict_table([predict])
+
+
+def test_a_case_with_a_library_in_two_groups_is_starred(quick):
+    bench_fit, _, out = quick
+    result = json.loads(out.read_text(encoding="utf-8"))
+    case = result["suites"]["sizes"]["cases"][0]  # n=300, 3 iterations
+    for lib in case["libraries"]:
+        case[lib]["times_s"] = [0.5, 0.505, 0.51]
+    case["sklearn"]["times_s"] = [1.0, 1.0, 1.0, 2.0, 2.0]
+    bench_fit.fastest_figures(case)
+    assert case["noisy"] is True
+    assert case["sklearn"]["spread"] == 2.0
+    assert case["speedups_fastest"]["ours"] == 2.0  # 1.0 / 0.5
+    assert case["ours"]["min_s_per_iter"] == pytest.approx(0.5 / 3)
+    header, _, row, *rest = bench_fit.fit_table([case]).splitlines()
+    cells = dict(
+        zip(header.strip("| ").split(" | "), row.strip("| ").split(" | "), strict=True)
+    )
+    assert cells["speed-up ours"].endswith("x*")  # the ratio of medians, starred
+    assert cells["fastest speed-up ours"] == "2.00x"
+    assert cells["max spread"] == "2.00"
+    assert rest[-1].startswith("\\* noisy (1 of 1): a library's slowest repeat")
+
+    case["sklearn"]["times_s"] = [1.0, 1.01, 1.02]
+    assert bench_fit.fastest_figures(case)["noisy"] is False
+    table = bench_fit.fit_table([case])
+    assert "*" not in table and "noisy" not in table
+
+
 ONLINE = ["--n-rows", "1e5", "--batch-size", "5e3", "--batch-fit-size", "5e3"]
 MISSING = [
     "--sizes",

@@ -575,6 +575,16 @@ def test_data_whose_squares_overflow_is_an_overflow_error(three):
     assert "singleton or collapsed" not in str(info.value)
 
 
+def test_sums_that_overflow_both_ways_are_not_taken_for_missing_values(three):
+    # The column means' reduction also tells whether X has NaN; overflows of
+    # both signs make a NaN there without one in X.
+    X = three.copy()
+    X[:3, 0] = [1.7e308, -1.7e308, 1.7e308]
+    with pytest.raises(ValueError, match=r"(?i)overflow") as info:
+        GaussianMixture(3, random_state=0).fit(X)
+    assert "missing" not in str(info.value), str(info.value)
+
+
 def test_feature_seen_only_in_rows_of_weight_zero_is_named():
     rng = np.random.RandomState(0)
     X = rng.randn(200, 4)
@@ -647,3 +657,52 @@ def test_a_thousand_dimensions_with_a_hundred_rows():
     assert_valid_data_fits_like_sklearn(
         X, n_components=2, covariance_type="full", reg_covar=1e-3, random_state=0
     )
+
+
+# -- seeds: the stream of check_random_state, re-seeded not rebuilt ----------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2**32 - 1, np.int32(7), True])
+def test_a_seed_gives_the_stream_of_check_random_state(seed):
+    from sklearn.utils import check_random_state
+
+    from sklearn_em._init import random_state_of
+
+    # A borrowed generator left with a Gaussian in hand must not carry it over.
+    with random_state_of(5) as used:
+        used.standard_normal(3)
+    with random_state_of(seed) as state:
+        ours = (
+            state.standard_normal(3),
+            state.random_sample(2),
+            state.randint(9, size=4),
+        )
+    fresh = check_random_state(seed)
+    theirs = fresh.standard_normal(3), fresh.random_sample(2), fresh.randint(9, size=4)
+    for a, b in zip(ours, theirs, strict=True):
+        assert_array_equal(a, b)
+
+
+def test_nested_borrows_of_one_seed_never_share_a_generator():
+    from sklearn_em._init import random_state_of
+
+    reference = np.random.RandomState(3).random_sample(6)
+    with random_state_of(3) as outer:
+        first = outer.random_sample(3)
+        with random_state_of(3) as inner:  # e.g. a fit in a callback
+            assert inner is not outer
+            assert_array_equal(inner.random_sample(6), reference)
+        assert_array_equal(np.r_[first, outer.random_sample(3)], reference)
+
+
+def test_a_random_state_that_is_not_a_seed_is_used_as_it_is():
+    from sklearn_em._init import random_state_of
+
+    mine = np.random.RandomState(0)
+    with random_state_of(mine) as state:
+        assert state is mine
+    with random_state_of(None) as state:
+        assert state is np.random.mtrand._rand
+    with pytest.raises(ValueError):
+        with random_state_of(-1):
+            pass
