@@ -380,9 +380,10 @@ def _ones(f):  # pragma: no cover - compiled
 
 
 @_jit
-def _plane_features(xf, m, c0, c1, a, b):  # pragma: no cover - compiled
+def _plane_features(xf, m, c0, c1, a, b, missing=False):  # pragma: no cover
     """``a[:m], b[:m]``: the two coordinates of 2-D rows ``xf`` (flat,
-    ``x0 y0 x1 y1 ...``) minus ``c0, c1``.
+    ``x0 y0 x1 y1 ...``) minus ``c0, c1``; with ``missing``, 0 for a
+    missing value (NaN), which then counts as the centre.
 
     Rows as one flat run, read at a constant stride of two, into rows of
     their own: LLVM vectorises these reads with shuffles. Indexed as 2-D
@@ -391,8 +392,8 @@ def _plane_features(xf, m, c0, c1, a, b):  # pragma: no cover - compiled
     for i in range(m):
         u = xf[2 * i]
         v = xf[2 * i + 1]
-        a[i] = u - c0
-        b[i] = v - c1
+        a[i] = _zero_of(c0) if missing and u != u else u - c0
+        b[i] = _zero_of(c1) if missing and v != v else v - c1
 
 
 @_jit
@@ -1740,11 +1741,15 @@ def _distances(x, start, stop, center, centres, y, dist):  # pragma: no cover
     distances to ``centres``."""
     m = stop - start
     d = x.shape[1]
-    for a in range(d):
-        c = center[a]
-        for i in range(m):
-            v = x[start + i, a]
-            y[a, i] = v - c if v == v else 0.0
+    if d == 2:
+        xf = x[start:stop].reshape(2 * m)
+        _plane_features(xf, m, center[0], center[1], y[0], y[1], True)
+    else:
+        for a in range(d):
+            c = center[a]
+            for i in range(m):
+                v = x[start + i, a]
+                y[a, i] = v - c if v == v else 0.0
     for j in range(centres.shape[0]):
         for i in range(m):
             dist[j, i] = 0.0
