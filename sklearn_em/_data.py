@@ -110,16 +110,18 @@ def column_means(
     n, d = X.shape
     if not missing:
         # Matrix-vector products: numpy's sum over the leading axis of narrow
-        # rows is ~10x slower.
+        # rows is ~10x slower. Sums that overflow (or meet a NaN) are the
+        # callers' to judge: they check the means.
         totals = np.zeros(d)
-        for start, stop in _row_blocks(n, _SUMMARY_ROWS):
-            w = (
-                _ONES[: stop - start]
-                if sample_weight is None
-                else sample_weight[start:stop]
-            )
-            totals += w @ np.asarray(X[start:stop], dtype=np.float64)
-        return totals / (n if sample_weight is None else sample_weight.sum())
+        with np.errstate(over="ignore", invalid="ignore"):
+            for start, stop in _row_blocks(n, _SUMMARY_ROWS):
+                w = (
+                    _ONES[: stop - start]
+                    if sample_weight is None
+                    else sample_weight[start:stop]
+                )
+                totals += w @ np.asarray(X[start:stop], dtype=np.float64)
+            return totals / (n if sample_weight is None else sample_weight.sum())
     totals, weights = np.zeros(d), np.zeros(d)
     for start, stop in _row_blocks(n, _SUMMARY_ROWS):
         x = np.asarray(X[start:stop], dtype=np.float64)
@@ -184,11 +186,15 @@ def subsample_variances(
     return np.where(np.isfinite(variances), variances, 0.0)
 
 
-def scan_missing(X: np.ndarray) -> tuple[bool, np.ndarray | None, np.ndarray]:
+def scan_missing(
+    X: np.ndarray, known: bool = False
+) -> tuple[bool, np.ndarray | None, np.ndarray]:
     """Whether ``X`` has NaN, the rows with every feature missing (or
-    ``None``), and which features are observed somewhere: one blockwise pass."""
+    ``None``), and which features are observed somewhere: one blockwise pass
+    (after :func:`has_missing`'s reduction, unless the caller ``known`` it
+    may have NaN)."""
     n, d = X.shape
-    if not has_missing(X):
+    if not known and not has_missing(X):
         return False, None, np.ones(d, dtype=bool)
     any_missing = False
     seen = np.zeros(d, dtype=bool)
@@ -204,8 +210,20 @@ def scan_missing(X: np.ndarray) -> tuple[bool, np.ndarray | None, np.ndarray]:
     return any_missing, empty, seen
 
 
-def check_features(seen: np.ndarray, center: np.ndarray) -> None:
-    """Every feature must be observed in some row of positive weight."""
+def check_features(
+    seen: np.ndarray, center: np.ndarray, has_missing: bool = True
+) -> None:
+    """Every feature must be observed in some row of positive weight; a
+    mean that is NaN without missing values (``has_missing`` false) is a sum
+    whose overflows of both signs met."""
+    if not has_missing and np.isnan(center).any():
+        column = int(np.flatnonzero(np.isnan(center))[0])
+        raise ValueError(
+            f"The values of feature {column} of X are so large that their sum "
+            "overflows float64 (to +inf and -inf at once), so the feature's "
+            "mean is undefined. Scale X, e.g. with "
+            "sklearn.preprocessing.StandardScaler."
+        )
     if not seen.all():
         columns = np.flatnonzero(~seen)
         raise ValueError(
@@ -386,21 +404,27 @@ class TrainingData:
         self.covariance = covariance
         self.n_components = n_components
         self.n_samples, self.n_features = X.shape
-        means = None
-        if not finite and center is None:
+        means, no_nan, maybe_nan = None, bool(finite), False
+        if (
+            not finite
+            and center is None
+            and (sample_weight is None or sample_weight.all())
+        ):
             # A NaN anywhere makes its column's mean NaN, so the means' one
             # reduction also says whether X may have any (scan_missing's own
             # reduction is then not needed); with NaN they are taken anew
-            # over the observed values below.
+            # over the observed values below. Not with weights of 0: BLAS
+            # need not carry a NaN through a product with 0.
             means = column_means(X, sample_weight, missing=False)
-            finite = not np.isnan(means).any()
-            if not finite:
+            maybe_nan = bool(np.isnan(means).any())
+            no_nan = not maybe_nan
+            if maybe_nan:
                 means = None
-        if finite:
+        if no_nan:
             self.has_missing, empty = False, None
             seen = np.ones(self.n_features, dtype=bool)
         else:
-            self.has_missing, empty, seen = scan_missing(X)
+            self.has_missing, empty, seen = scan_missing(X, known=maybe_nan)
         if training and empty is not None:
             if self.n_samples - len(empty) < n_components:
                 raise ValueError(
@@ -430,7 +454,7 @@ class TrainingData:
         self.center = source_center(center, X.dtype)
         largest = None
         if training:
-            check_features(seen, self.center)
+            check_features(seen, self.center, self.has_missing)
             largest = largest_magnitude(X)
             check_magnitude(X, self.center, largest)
         if feature_variances is None:

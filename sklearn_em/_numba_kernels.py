@@ -399,7 +399,7 @@ def _plane_features(xf, m, c0, c1, a, b, missing=False):  # pragma: no cover
 @_jit
 def _features(x, start, stop, center, kind, f, by_column=False):  # pragma: no cover
     """Feature rows ``[1, y, second-order(y)]`` (q, m) of rows
-    ``start:stop`` of ``x``, ``y = x - center``, in float64; with
+    ``start:stop`` of ``x``, ``y = x - center``, in ``f``'s precision; with
     ``by_column``, ``x`` is the rows' transpose (d, n): ``X.T`` of an
     F-ordered ``X``, C-ordered without a copy. Row 0, the constant 1, is
     :func:`_ones`' (once before the first block)."""

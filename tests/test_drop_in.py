@@ -575,14 +575,49 @@ def test_data_whose_squares_overflow_is_an_overflow_error(three):
     assert "singleton or collapsed" not in str(info.value)
 
 
-def test_sums_that_overflow_both_ways_are_not_taken_for_missing_values(three):
-    # The column means' reduction also tells whether X has NaN; overflows of
-    # both signs make a NaN there without one in X.
-    X = three.copy()
-    X[:3, 0] = [1.7e308, -1.7e308, 1.7e308]
+def test_sums_that_overflow_both_ways_are_an_overflow_error_not_missing_values():
+    # Blocks of 8192 rows summing to +inf and -inf make a column's mean NaN
+    # without a NaN in X: the error names the overflow, not missing values
+    # or weights.
+    X = np.random.RandomState(0).randn(20_000, 2)
+    X[:2, 0] = 1.7e308
+    X[8192:8194, 0] = -1.7e308
     with pytest.raises(ValueError, match=r"(?i)overflow") as info:
-        GaussianMixture(3, random_state=0).fit(X)
-    assert "missing" not in str(info.value), str(info.value)
+        with warnings.catch_warnings():
+            # scikit-learn's own check of X sums it too (and warns).
+            warnings.filterwarnings("ignore", "invalid value", RuntimeWarning)
+            GaussianMixture(3, random_state=0).fit(X)
+    message = str(info.value)
+    assert "missing" not in message and "sample_weight" not in message, message
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_nan_only_in_rows_of_weight_zero_is_still_found():
+    # BLAS need not carry a NaN through a product with a weight of 0, so
+    # weights with zeros never take the means' shortcut to find NaN.
+    from sklearn_em._covariance import get_covariance
+    from sklearn_em._data import TrainingData
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(600, 2)
+    X[::3] += 4.0
+    weight = np.ones(600)
+    weight[::5] = 0.0
+    X[::5, 0] = np.nan
+    data = TrainingData(X, weight, get_covariance("full"), 2)
+    assert data.has_missing
+    init = dict(  # every initial value given: nothing is drawn
+        means_init=[[0.0, 0.0], [4.0, 4.0]],
+        weights_init=[0.5, 0.5],
+        precisions_init=[np.eye(2), np.eye(2)],
+        tol=0.0,
+        max_iter=5,
+    )
+    kept = weight > 0
+    fitted = GaussianMixture(2, **init).fit(X, sample_weight=weight)
+    dropped = GaussianMixture(2, **init).fit(X[kept])
+    assert_allclose(fitted.means_, dropped.means_, rtol=1e-10)
+    assert_allclose(fitted.covariances_, dropped.covariances_, rtol=1e-10)
 
 
 def test_feature_seen_only_in_rows_of_weight_zero_is_named():
@@ -672,6 +707,7 @@ def test_a_seed_gives_the_stream_of_check_random_state(seed):
     with random_state_of(5) as used:
         used.standard_normal(3)
     with random_state_of(seed) as state:
+        assert state is used  # the same generator, lent again
         ours = (
             state.standard_normal(3),
             state.random_sample(2),
@@ -706,3 +742,32 @@ def test_a_random_state_that_is_not_a_seed_is_used_as_it_is():
     with pytest.raises(ValueError):
         with random_state_of(-1):
             pass
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_fit_inside_a_fit_with_the_same_seed_changes_nothing(monkeypatch):
+    """A callback (here, a wrapper of each run) that fits another estimator
+    with the same integer seed must not touch the outer fit's draws."""
+    import sklearn_em._estimator as estimator_module
+
+    X, _ = make_three_gaussians(600, random_state=1)
+    other, _ = make_three_gaussians(300, random_state=2)
+    kwargs = dict(n_init=3, random_state=0, init_params="random", max_iter=20)
+    alone = GaussianMixture(3, **kwargs).fit(X)
+    run_em = estimator_module.run_em
+
+    depth = []
+
+    def nested(*args, **kw):
+        if not depth:  # the inner fit's own runs are not wrapped again
+            depth.append(1)
+            try:
+                GaussianMixture(3, random_state=0, init_params="random").fit(other)
+            finally:
+                depth.pop()
+        return run_em(*args, **kw)
+
+    monkeypatch.setattr(estimator_module, "run_em", nested)
+    inner = GaussianMixture(3, **kwargs).fit(X)
+    assert inner.lower_bounds_per_init_ == alone.lower_bounds_per_init_
+    assert_array_equal(inner.means_, alone.means_)

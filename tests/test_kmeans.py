@@ -208,11 +208,12 @@ def test_kmeans_plusplus_seeds_are_scikit_learns(n, d, k, weighted, seed):
     assert_array_equal(random_state.uniform(size=5), expected_state.uniform(size=5))
 
 
-def test_missing_values_are_the_column_means_without_a_copy():
+@pytest.mark.parametrize("d", [2, 3])  # 2-D rows take a loop of their own
+def test_missing_values_are_the_column_means_without_a_copy(d):
     """KMeans is given ``X`` with each NaN replaced by its column's mean;
     the compiled k-means reads a NaN as that mean, and makes no such copy."""
     rng = np.random.default_rng(12)
-    X = mixture(rng, 20_000, 3, 4)
+    X = mixture(rng, 20_000, d, 4)
     missing = rng.uniform(size=X.shape) < 0.2
     missing[missing.all(axis=1), 0] = False  # no row without a value
     X[missing] = np.nan
