@@ -61,38 +61,34 @@ INFER_SCRATCH = 4
 # enough components (k, BLAS's M) share them, and which side wins depends on
 # the vector width of the CPU.
 #
-# With 512-bit vectors (AVX-512F): k q above GEMM_PRODUCTS. Measured on 2
-# cores (Intel Xeon, AVX-512), make_blobs, 1e5 rows, one thread, float64, ms
-# per E-step, loops / BLAS, two runs each: full d=2 k=8 (k q = 48) 1.6 /
-# 1.7-1.8; d=3 k=8 (80) 2.1 / 2.1-2.2; d=5 k=4 (84) 2.5 / 1.8-2.1; d=4 k=8
-# (120) 3.1 / 2.4-2.6; d=8 k=16 (720) 13-17 / 10-11; d=16 k=16 (2448) 43 /
-# 31; d=32 k=16 (8976) 198 / 113, where the numpy kernel took 152 (this is
-# why wide rows run compiled, where the loops alone lost to numpy's matrix
-# products). Measured while the loops took the components outermost (below),
-# and not since.
+# Measured on 2 cores (Intel Xeon, AVX-512), make_blobs, 1e5 rows, one
+# thread, float64, ms per E-step, loops / BLAS, two runs each: full d=2 k=8
+# (k q = 48) 1.6 / 1.7-1.8; d=3 k=8 (80) 2.1 / 2.1-2.2; d=5 k=4 (84) 2.5 /
+# 1.8-2.1; d=4 k=8 (120) 3.1 / 2.4-2.6; d=8 k=16 (720) 13-17 / 10-11; d=16
+# k=16 (2448) 43 / 31; d=32 k=16 (8976) 198 / 113, where the numpy kernel
+# took 152 (this is why wide rows run compiled, where the loops alone lost
+# to numpy's matrix products). So with 512-bit vectors at full width, k q
+# above GEMM_PRODUCTS goes to BLAS. Measured while the loops took one
+# component a pass (and before that, the components outermost), not since.
 GEMM_PRODUCTS = 80
-# Without them (AVX2): feature rows q from BLAS_FROM_Q[i] where k is at least
-# BLAS_FROM_K[i] (the first that applies), for float64 and float32 blocks.
-# Measured on 2 cores (AMD EPYC, Zen 4 with AVX-512 hidden), make_blobs, 5e4
-# rows, one thread, stats_rows alone, time with the loops over time with
-# BLAS for every block (under 1: the loops win), full unless said, with the
-# loops as they are (feature rows outermost, see _log_densities):
-#   float64  k=8 and 12: 0.67-0.80 for every d from 4 to 32 (q=15 to 561);
-#            k=16: 0.76 (d=4), 0.88-0.98 (d=8 to 32); diag 0.81-0.93;
-#            k=32: d=4 0.78, 8 0.97, 12 1.07, 16 0.94, 24 1.13, 32 1.16;
-#                  diag d=8 0.84, 16 0.94, 32 1.02, 64 1.09;
-#            k=64: d=4 0.82, 8 1.04, 12 1.13, 16 1.17; diag d=8 0.88, 16
-#                  1.05, 32 1.08.
-#   float32  (the loops run twice as wide, BLAS hardly faster): k=32 0.65-0.86
-#            for d=4 to 32, diag 0.81-0.86; k=64: d=4 0.72, 8 0.93, 16
-#            1.03; diag d=16 0.92, 32 0.99, 64 1.02.
-# (With the components outermost the loops had lost from k=8 at d=32 and
-# from k=16 at d=8 on; BLAS for every block above k q = 80 made full d=16,
-# k=4 1.7 times slower, and float32 up to 2.8 times.)
-BLAS_FROM_K = (64, 32)
-_NEVER = 1 << 40
-BLAS_FROM_Q = (40, 100)
-BLAS_FROM_Q_FLOAT32 = (130, _NEVER)
+# Elsewhere the loops, which now take two components a pass (see
+# _log_densities), won or tied everywhere measured, on 2 cores of an AMD
+# EPYC (Zen 4), make_blobs, 5e4 rows, whole fits from the same start, one
+# thread, ms per iteration, loops / BLAS for every whole block, medians of 7
+# interleaved in one process:
+#   compiled for the host (AVX-512, whose 512-bit operations Zen 4 runs in
+#   two 256-bit halves): full d=5 k=4 1.34 / 1.44, d=8 k=4 2.43 / 2.52,
+#   d=4 k=8 2.09 / 2.10, d=16 k=8 8.84 / 12.2, d=8 k=16 5.42 / 5.38,
+#   d=32 k=16 52.6 / 69.8, d=4 k=32 4.69 / 5.17, d=12 k=32 17.2 / 19.4,
+#   d=16 k=32 25.2 / 31.1, d=8 k=64 19.3 / 20.2; diag d=32 k=16 8.35 / 8.29;
+#   compiled for AVX2 (NUMBA_CPU_NAME=znver3, as a VM that hides AVX-512
+#   is): full d=16 k=32 27.3 / 33.3, d=24 k=32 57.8 / 67.7, d=32 k=32 102 /
+#   114, d=8 k=64 21.5 / 20.4 (fastest 1.16 the other way), d=12 k=64 38.0 /
+#   42.4, d=8 k=128 38.1 / 43.9; diag d=64 k=64 56.5 / 59.8, d=16 k=128
+#   29.7 / 30.3, d=32 k=128 46.5 / 54.2; float32 full d=16 k=32 28.4 /
+#   33.7, d=24 k=32 60.1 / 69.8, d=32 k=32 99.5 / 113.
+# (One component a pass, the loops had lost to BLAS on AVX2 from k=32 at
+# d=12 and from k=64 at d=8.)
 
 
 def _wide_vectors() -> bool:
@@ -114,9 +110,26 @@ def _wide_vectors() -> bool:
         return False
 
 
-# Which of the two rules above applies (fixed when the kernels compile; numba
-# keys its cache by the CPU it compiles for, so another CPU compiles anew).
-AVX512 = _wide_vectors()
+def _half_width_512() -> bool:
+    """Whether numba compiles for an AMD Zen 4 (``znver4``), which runs
+    512-bit operations in two halves, and where BLAS's products gained
+    nothing over the loops (see :data:`GEMM_PRODUCTS`)."""
+    from numba.core import config
+
+    if config.CPU_NAME not in (None, "host"):
+        return config.CPU_NAME == "znver4"
+    try:
+        from llvmlite import binding
+
+        return binding.get_host_cpu_name() == "znver4"
+    except RuntimeError:  # pragma: no cover - llvmlite cannot tell
+        return False
+
+
+# Whether whole blocks' products may go to BLAS (fixed when the kernels
+# compile; numba keys its cache by the CPU it compiles for, so another CPU
+# compiles anew).
+FULL_WIDTH_512 = _wide_vectors() and not _half_width_512()
 
 
 # exp() of anything below this is below float64's smallest normal number; the
@@ -358,17 +371,10 @@ overload(_one_of)(_by_precision(_one32, _one64))
 
 
 @_jit_exact
-def _blas_pays(k, q, single):  # pragma: no cover - compiled
+def _blas_pays(k, q):  # pragma: no cover - compiled
     """Whether a whole block's two products, of ``k`` components and ``q``
-    feature rows, go to BLAS (``single``: float32 blocks); see
-    :data:`BLAS_FROM_K`."""
-    if AVX512:
-        return k * q > GEMM_PRODUCTS
-    from_q = BLAS_FROM_Q_FLOAT32 if single else BLAS_FROM_Q
-    for i in range(len(BLAS_FROM_K)):
-        if k >= BLAS_FROM_K[i]:
-            return q >= from_q[i]
-    return False
+    feature rows, go to BLAS (see :data:`GEMM_PRODUCTS`)."""
+    return FULL_WIDTH_512 and k * q > GEMM_PRODUCTS
 
 
 @_jit
@@ -439,16 +445,31 @@ def _features(x, start, stop, center, kind, f, by_column=False):  # pragma: no c
 
 
 @_jit
+def _log_densities_by_blas(f, w_matrix, lp):  # pragma: no cover - compiled
+    """:func:`_log_densities` of a whole block by BLAS (``np.dot``, numba's
+    binding of scipy's)."""
+    product = np.dot(w_matrix, f)
+    for j in range(lp.shape[0]):
+        for i in range(f.shape[1]):
+            lp[j, i] = product[j, i]
+
+
+@_jit
+def _add_moments_by_blas(lp, f, scale, moments):  # pragma: no cover - compiled
+    """:func:`_add_moments` of a whole block by BLAS (``lp`` scaled in
+    place)."""
+    _scale(lp, f.shape[1], scale)
+    moments += np.dot(lp, f.T)
+
+
+@_jit
 def _log_densities(f, m, w_matrix, lp):  # pragma: no cover
     """``lp[:, :m] = W @ f[:, :m]``, four feature rows per pass over
     ``lp`` (a quarter of its loads and stores), or by BLAS (see
     :func:`_blas_pays`)."""
     k, q = w_matrix.shape
-    if m == f.shape[1] and _blas_pays(k, q, f.itemsize == 4):
-        product = np.dot(w_matrix, f)
-        for j in range(k):
-            for i in range(m):
-                lp[j, i] = product[j, i]
+    if m == f.shape[1] and _blas_pays(k, q):
+        _log_densities_by_blas(f, w_matrix, lp)
         return
     # The constant term rides with the first features' pass, and a last
     # one to three features take one pass: 2-D data (q = 4 to 6) writes
@@ -484,9 +505,24 @@ def _log_densities(f, m, w_matrix, lp):  # pragma: no cover
     # group (8 KB of a float64 block) stays in L1 while every row of lp takes it.
     # With the components outermost, each re-read all q feature rows, from
     # L2 once a block's exceed L1 (q = 16 up): full d=16, k=4 took 1.5 times
-    # as long. Each lp[j, i] adds the same terms in the same order either way.
+    # as long. Two components a pass load the group's four values once for
+    # both (six loads for eight products instead of five for four): a
+    # block's two products, full d=32, k=16, took about 0.7 of the time
+    # compiled for AVX2 (see GEMM_PRODUCTS). Each lp[j, i] adds the same
+    # terms in the same order.
     while p + 4 <= q:
-        for j in range(k):
+        j = 0
+        while j + 2 <= k:
+            wa, wb = w_matrix[j, p], w_matrix[j, p + 1]
+            wc, wd = w_matrix[j, p + 2], w_matrix[j, p + 3]
+            va, vb = w_matrix[j + 1, p], w_matrix[j + 1, p + 1]
+            vc, vd = w_matrix[j + 1, p + 2], w_matrix[j + 1, p + 3]
+            for i in range(m):
+                f0, f1, f2, f3 = f[p, i], f[p + 1, i], f[p + 2, i], f[p + 3, i]
+                lp[j, i] += (wa * f0 + wb * f1) + (wc * f2 + wd * f3)
+                lp[j + 1, i] += (va * f0 + vb * f1) + (vc * f2 + vd * f3)
+            j += 2
+        if j < k:
             wa, wb = w_matrix[j, p], w_matrix[j, p + 1]
             wc, wd = w_matrix[j, p + 2], w_matrix[j, p + 3]
             for i in range(m):
@@ -514,13 +550,14 @@ def _add_moments(lp, f, m, scale, moments):  # pragma: no cover
     """``moments += (lp[:, :m] * scale[:m]) @ f[:, :m].T``, four feature
     rows per pass (all of them for q = 4 to 6), each block's sums in the
     buffers' precision (by BLAS where :func:`_blas_pays` says).
-    ``scale`` is each row's reciprocal total (times its weight): taken
-    here, not in a pass of its own over ``lp``, the responsibilities are
-    never stored."""
+    ``scale`` is each row's reciprocal total (times its weight). Up to six
+    feature rows it is taken in the one pass (the responsibilities are never
+    stored); from seven, where each component's row of ``lp`` is read once
+    for every four feature rows, ``lp`` is scaled in place first and holds
+    the responsibilities afterwards."""
     k, q = moments.shape
-    if m == f.shape[1] and m == lp.shape[1] and _blas_pays(k, q, f.itemsize == 4):
-        _scale(lp, m, scale)
-        moments += np.dot(lp, f.T)
+    if m == f.shape[1] and m == lp.shape[1] and _blas_pays(k, q):
+        _add_moments_by_blas(lp, f, scale, moments)
         return
     first = _moments_in_pairs(lp, f, m, scale, moments) if q == 4 or q == 5 else 0
     for j in range(first, k):
@@ -557,14 +594,43 @@ def _add_moments(lp, f, m, scale, moments):  # pragma: no cover
             moments[j, 4] += g
     if q == 5 or q == 6:
         return
-    # Four feature rows at a time for every component, as in _log_densities
-    # (spherical 2-D, q = 4: the component _moments_in_pairs left, if any).
+    # The responsibilities once (lp is not read after this), then four
+    # feature rows at a time for two components a pass, as in _log_densities
+    # (spherical 2-D, q = 4: the component _moments_in_pairs left, if any):
+    # eight running sums, the group's four values loaded once for both.
+    for j in range(first, k):
+        for i in range(m):
+            lp[j, i] *= scale[i]
     p = 0
     while p + 4 <= q:
-        for j in range(first, k):
+        j = first
+        while j + 2 <= k:
+            a = b = c = e = _zero_of(lp[j, 0])
+            a2 = b2 = c2 = e2 = _zero_of(lp[j, 0])
+            for i in range(m):
+                r, r2 = lp[j, i], lp[j + 1, i]
+                f0, f1, f2, f3 = f[p, i], f[p + 1, i], f[p + 2, i], f[p + 3, i]
+                a += r * f0
+                b += r * f1
+                c += r * f2
+                e += r * f3
+                a2 += r2 * f0
+                b2 += r2 * f1
+                c2 += r2 * f2
+                e2 += r2 * f3
+            moments[j, p] += a
+            moments[j, p + 1] += b
+            moments[j, p + 2] += c
+            moments[j, p + 3] += e
+            moments[j + 1, p] += a2
+            moments[j + 1, p + 1] += b2
+            moments[j + 1, p + 2] += c2
+            moments[j + 1, p + 3] += e2
+            j += 2
+        if j < k:
             a = b = c = e = _zero_of(lp[j, 0])
             for i in range(m):
-                r = lp[j, i] * scale[i]
+                r = lp[j, i]
                 a += r * f[p, i]
                 b += r * f[p + 1, i]
                 c += r * f[p + 2, i]
@@ -576,11 +642,11 @@ def _add_moments(lp, f, m, scale, moments):  # pragma: no cover
         p += 4
     # The last one to three features in one pass (diag 3-D data: q = 7,
     # two passes a component, not four).
-    for j in range(k):
+    for j in range(first, k):
         if q - p == 3:
             a = b = c = _zero_of(lp[j, 0])
             for i in range(m):
-                r = lp[j, i] * scale[i]
+                r = lp[j, i]
                 a += r * f[p, i]
                 b += r * f[p + 1, i]
                 c += r * f[p + 2, i]
@@ -590,7 +656,7 @@ def _add_moments(lp, f, m, scale, moments):  # pragma: no cover
         elif q - p == 2:
             a = b = _zero_of(lp[j, 0])
             for i in range(m):
-                r = lp[j, i] * scale[i]
+                r = lp[j, i]
                 a += r * f[p, i]
                 b += r * f[p + 1, i]
             moments[j, p] += a
@@ -598,7 +664,7 @@ def _add_moments(lp, f, m, scale, moments):  # pragma: no cover
         elif q - p == 1:
             a = _zero_of(lp[j, 0])
             for i in range(m):
-                a += (lp[j, i] * scale[i]) * f[p, i]
+                a += lp[j, i] * f[p, i]
             moments[j, p] += a
 
 

@@ -267,19 +267,19 @@ def test_numba_thread_settings_are_left_alone():
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize("weighted", [False, True])
-def test_wide_rows_hand_whole_blocks_to_blas_with_the_numpy_kernels_answers(
+def test_wide_rows_run_compiled_with_the_numpy_kernels_answers(
     covariance_type, weighted
 ):
-    """Where BLAS pays for a block's products (many components, many
-    feature rows) the compiled kernel still runs (it no longer leaves wide
-    rows to numpy): whole blocks' two products go to BLAS, the ragged last
-    block to the loops, and the statistics and inference are the numpy
-    kernel's either way."""
+    """Many components and feature rows still run on the compiled kernel
+    (it no longer leaves wide rows to numpy): whole blocks' two products go
+    to BLAS where that pays on this CPU and to the loops (two components a
+    pass) elsewhere, the ragged last block to the loops, and the statistics
+    and inference are the numpy kernel's either way."""
     rng = np.random.RandomState(2)
-    # Enough components and feature rows for BLAS on any CPU (q = 40 to 45).
+    # q = 40 to 45 feature rows, 64 components (an odd one out of the pairs
+    # is the next test's).
     k, d = 64, {"full": 8, "tied": 8, "diag": 20, "spherical": 38}[covariance_type]
     model = random_model(covariance_type, n_components=k, n_features=d)
-    assert kernels._blas_pays(k, model.covariance.n_features_total(d), False)
     # Two whole blocks of 256 rows and a ragged one.
     X = model.sample(rng, 700)[0]
     w = rng.uniform(0, 3, len(X)) if weighted else None
@@ -312,25 +312,52 @@ def test_wide_rows_hand_whole_blocks_to_blas_with_the_numpy_kernels_answers(
 
 
 def test_blas_takes_a_blocks_products_only_as_they_grow():
-    """Which blocks go to BLAS is a threshold in both components and feature
-    rows: more of either never sends a block back to the loops, and float32
-    blocks (whose loops run twice as wide) never go where float64 ones do
-    not; rows of a few features with a few components keep the loops."""
-    pays = {
-        single: np.array(
-            [
-                [kernels._blas_pays(k, q, single) for q in range(1, 700)]
-                for k in range(1, 80)
-            ]
-        )
-        for single in (False, True)
-    }
-    for rule in pays.values():
-        assert rule.any()
-        assert not rule[:3, :6].any()  # k <= 3, q <= 6: the 2-D common case
-        assert (np.diff(rule.astype(int), axis=0) >= 0).all()
-        assert (np.diff(rule.astype(int), axis=1) >= 0).all()
-    assert not (pays[True] & ~pays[False]).any()
+    """Which blocks go to BLAS is a threshold in components times feature
+    rows (more never sends a block back to the loops), only where 512-bit
+    vectors run at full width; rows of a few features with a few components
+    keep the loops everywhere."""
+    rule = np.array(
+        [[kernels._blas_pays(k, q) for q in range(1, 700)] for k in range(1, 80)]
+    )
+    assert rule.any() == kernels.FULL_WIDTH_512
+    assert not rule[:3, :6].any()  # k <= 3, q <= 6: the 2-D common case
+    assert (np.diff(rule.astype(int), axis=0) >= 0).all()
+    assert (np.diff(rule.astype(int), axis=1) >= 0).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("k, q", [(1, 7), (2, 9), (5, 40), (16, 153), (17, 561)])
+def test_a_blocks_products_by_blas_and_by_the_loops_agree(dtype, k, q):
+    """Whichever the CPU picks for whole blocks, both are tested here: the
+    BLAS products and the loops (two components a pass, an odd one on its
+    own, four feature rows a pass and one to three left) give the same
+    log-densities and moments, and scaling moves the responsibilities into
+    ``lp``."""
+    rng = np.random.RandomState(0)
+    m = kernels.BLOCK
+    f = rng.standard_normal((q, m)).astype(dtype)
+    f[0] = 1.0
+    w_matrix = (rng.standard_normal((k, q)) / q).astype(dtype)
+    scale = rng.uniform(0.1, 1.0, m).astype(dtype)
+    want = w_matrix.astype(np.float64) @ f.astype(np.float64)
+    rtol = 1e-12 if dtype == np.float64 else 1e-4
+    lp_blas, lp_loops = np.empty((k, m), dtype), np.empty((k, m), dtype)
+    kernels._log_densities_by_blas(f, w_matrix, lp_blas)
+    # One row short of a whole block: the loops, whatever the CPU's rule.
+    kernels._log_densities(f, m - 1, w_matrix, lp_loops)
+    tol = {"rtol": rtol, "atol": rtol * np.abs(want).max()}
+    assert_allclose(lp_blas, want, **tol)
+    assert_allclose(lp_loops[:, : m - 1], want[:, : m - 1], **tol)
+    blas, loops = np.zeros((k, q)), np.zeros((k, q))
+    kernels._add_moments_by_blas(lp_blas, f, scale, blas)
+    kernels._add_moments(lp_loops, f, m - 1, scale, loops)
+    r = want * scale
+    for got, rows in ((blas, m), (loops, m - 1)):
+        expected = r[:, :rows] @ f[:, :rows].T.astype(np.float64)
+        assert_allclose(got, expected, rtol=10 * rtol, atol=10 * rtol * rows)
+    assert_allclose(lp_blas, r, **tol)  # the responsibilities, in place
+    if q > 6:
+        assert_allclose(lp_loops[:, : m - 1], r[:, : m - 1], **tol)
 
 
 def test_the_direct_form_of_large_d_stays_on_numpy():
@@ -845,7 +872,7 @@ def assert_identical_fits(got, want):
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize(
     "n_features, n_components",
-    # 16 x 32 full or tied (q = 153): blocks go to BLAS, on every CPU.
+    # 16 x 32 full or tied (q = 153): blocks go to BLAS where that pays.
     [(1, 1), (2, 2), (1, 4), (5, 8), (16, 32)],
 )
 @pytest.mark.parametrize("weighted", [False, True])
@@ -854,11 +881,9 @@ def test_compiled_em_runs_equal_run_ems_loop_in_other_shapes(
 ):
     """One feature, one or two components (the fused pass of a fit sums its
     rows' maxima and totals' product inlined in the whole run too), four
-    or eight, 32 whose blocks' products go to BLAS (16 x 32 full and tied,
-    on any CPU), and rows of zero weight: still run_em's loop to the last
-    bit."""
-    if n_components == 32 and covariance_type in ("full", "tied"):
-        assert kernels._blas_pays(32, 153, False)
+    or eight, 32 whose blocks' products go to BLAS where that pays (16 x 32
+    full and tied), and rows of zero weight: still run_em's loop to the
+    last bit."""
     rng = np.random.RandomState(3)
     model = random_model(covariance_type, n_features=n_features)
     X = model.sample(rng, 2_500 if n_components < 32 else 12_000)[0]
