@@ -126,6 +126,21 @@ def cpu_model():
     return platform.processor() or None
 
 
+def cpu_vector_flags():
+    """Which of ``avx2``, ``fma``, ``avx512f`` ``/proc/cpuinfo`` shows (a
+    virtual machine may hide AVX-512 on a CPU that has it, and numpy's and
+    the compiled kernel's speed both depend on it), else None."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith("flags"):
+                    shown = set(line.split(":", 1)[1].split())
+                    return [x for x in ("avx2", "fma", "avx512f") if x in shown]
+    except OSError:
+        pass
+    return None
+
+
 def loadavg():
     """1, 5 and 15 minute load averages, or ``None`` where not reported."""
     try:
@@ -154,6 +169,7 @@ def environment():
     return {
         "platform": platform.platform(),
         "cpu_model": cpu_model(),
+        "cpu_vector_flags": cpu_vector_flags(),
         "cpu_count": os.cpu_count(),
         "joblib_cpu_count": joblib.cpu_count(),
         "python": sys.version.replace("\n", " "),

@@ -48,6 +48,8 @@ def test_quick_gate_passes_and_records_what_it_measured(quick):
     env = result["environment"]
     for key in ("cpu_model", "cpu_count", "numpy", "sklearn", "sklearn_em"):
         assert key in env
+    flags = env["cpu_vector_flags"]
+    assert flags is None or set(flags) <= {"avx2", "fma", "avx512f"}
     assert env["loadavg_after"] is None or len(env["loadavg_after"]) == 3
     assert all(pool["num_threads"] == 1 for pool in env["threadpool_info_timed"])
 
