@@ -68,62 +68,63 @@ INFER_SCRATCH = 4
 # k=16 (2448) 43 / 31; d=32 k=16 (8976) 198 / 113, where the numpy kernel
 # took 152 (this is why wide rows run compiled, where the loops alone lost
 # to numpy's matrix products). So with 512-bit vectors at full width, k q
-# above GEMM_PRODUCTS goes to BLAS. Measured while the loops took one
-# component a pass (and before that, the components outermost), not since.
+# above GEMM_PRODUCTS goes to BLAS. Measured while the loops took the
+# components outermost, two rewrites of the loops ago (see _log_densities),
+# and not since: no such machine has been at hand.
 GEMM_PRODUCTS = 80
 # Elsewhere the loops, which now take two components a pass (see
 # _log_densities), won or tied everywhere measured, on 2 cores of an AMD
 # EPYC (Zen 4), make_blobs, 5e4 rows, whole fits from the same start, one
 # thread, ms per iteration, loops / BLAS for every whole block, medians of 7
 # interleaved in one process:
+#   without AVX-512 (NUMBA_CPU_FEATURES the host's less avx512*, scipy's
+#   OpenBLAS held to its AVX2 kernels by OPENBLAS_CORETYPE=Haswell, as on a
+#   VM that hides AVX-512): full d=4 k=8 2.66 / 3.71, d=16 k=8 9.27 /
+#   14.2, d=8 k=16 7.68 / 9.18, d=32 k=16 62.5 / 78.5, d=12 k=32 18.2 /
+#   20.9, d=16 k=32 33.3 / 35.8, d=32 k=32 121 / 130, d=8 k=64 20.8 / 23.2,
+#   d=12 k=64 44.7 / 44.5 (fastest repeats 0.89 the other way), d=8 k=128
+#   49.7 / 52.5; diag d=32 k=16 10.4 / 13.1, d=32 k=128 57.1 / 63.2;
 #   compiled for the host (AVX-512, whose 512-bit operations Zen 4 runs in
-#   two 256-bit halves): full d=5 k=4 1.34 / 1.44, d=8 k=4 2.43 / 2.52,
-#   d=4 k=8 2.09 / 2.10, d=16 k=8 8.84 / 12.2, d=8 k=16 5.42 / 5.38,
-#   d=32 k=16 52.6 / 69.8, d=4 k=32 4.69 / 5.17, d=12 k=32 17.2 / 19.4,
-#   d=16 k=32 25.2 / 31.1, d=8 k=64 19.3 / 20.2; diag d=32 k=16 8.35 / 8.29;
-#   compiled for AVX2 (NUMBA_CPU_NAME=znver3, as a VM that hides AVX-512
-#   is): full d=16 k=32 27.3 / 33.3, d=24 k=32 57.8 / 67.7, d=32 k=32 102 /
-#   114, d=8 k=64 21.5 / 20.4 (fastest 1.16 the other way), d=12 k=64 38.0 /
-#   42.4, d=8 k=128 38.1 / 43.9; diag d=64 k=64 56.5 / 59.8, d=16 k=128
-#   29.7 / 30.3, d=32 k=128 46.5 / 54.2; float32 full d=16 k=32 28.4 /
-#   33.7, d=24 k=32 60.1 / 69.8, d=32 k=32 99.5 / 113.
-# (One component a pass, the loops had lost to BLAS on AVX2 from k=32 at
-# d=12 and from k=64 at d=8.)
+#   two 256-bit halves; and BLAS's kernels for it): full d=5 k=4 1.34 /
+#   1.44, d=8 k=4 2.43 / 2.52, d=4 k=8 2.09 / 2.10, d=16 k=8 8.84 / 12.2,
+#   d=8 k=16 5.42 / 5.38, d=32 k=16 52.6 / 69.8, d=4 k=32 4.69 / 5.17,
+#   d=12 k=32 17.2 / 19.4, d=16 k=32 25.2 / 31.1, d=8 k=64 19.3 / 20.2;
+#   diag d=32 k=16 8.35 / 8.29.
+# (One component a pass, the loops had lost to BLAS without AVX-512 from
+# k=32 at d=12 and from k=64 at d=8.)
 
 
-def _wide_vectors() -> bool:
-    """Whether the CPU that numba compiles for has 512-bit vectors: the
-    features numba is told to compile for (``NUMBA_CPU_FEATURES``), none
-    for a CPU it is told to name (``NUMBA_CPU_NAME``, say ``generic`` for a
-    cache shared between machines), or else the host's."""
-    from numba.core import config
+def _wide_vectors(features: str | None = None) -> bool:
+    """Whether code compiled for ``features`` (LLVM's ``+a,-b`` string) has
+    512-bit vectors. By default, the features numba compiles with: those it
+    is told (``NUMBA_CPU_FEATURES``), or else the host's, as numba takes
+    them (without AVX where ``NUMBA_ENABLE_AVX=0``). A CPU name
+    (``NUMBA_CPU_NAME``) changes only numba's tuning, not the features."""
+    if features is None:
+        from numba.core import codegen, config
 
-    if config.CPU_FEATURES is not None:
-        return "+avx512f" in config.CPU_FEATURES.split(",")
-    if config.CPU_NAME not in (None, "host"):
-        return False
-    try:
-        from llvmlite import binding
-
-        return bool(binding.get_host_cpu_features().get("avx512f", False))
-    except RuntimeError:  # llvmlite cannot tell on this platform
-        return False
+        features = config.CPU_FEATURES
+        if features is None:
+            features = codegen.get_host_cpu_features()
+    return "+avx512f" in features.split(",")
 
 
-def _half_width_512() -> bool:
-    """Whether numba compiles for an AMD Zen 4 (``znver4``), which runs
-    512-bit operations in two halves, and where BLAS's products gained
-    nothing over the loops (see :data:`GEMM_PRODUCTS`)."""
-    from numba.core import config
+def _half_width_512(name: str | None = None, avx512: bool | None = None) -> bool:
+    """Whether a CPU that LLVM names ``name`` (with AVX-512 or not; by
+    default the host) is an AMD Zen 4, which runs 512-bit operations in two
+    halves, and where BLAS's products gained nothing over the loops (see
+    :data:`GEMM_PRODUCTS`). LLVM names it ``znver4`` from LLVM 16; older
+    ones may call it ``znver3``, which with AVX-512 can only be a Zen 4
+    (Zen 3 has none)."""
+    if name is None or avx512 is None:
+        try:
+            from llvmlite import binding
 
-    if config.CPU_NAME not in (None, "host"):
-        return config.CPU_NAME == "znver4"
-    try:
-        from llvmlite import binding
-
-        return binding.get_host_cpu_name() == "znver4"
-    except RuntimeError:  # pragma: no cover - llvmlite cannot tell
-        return False
+            name = binding.get_host_cpu_name()
+            avx512 = bool(binding.get_host_cpu_features().get("avx512f", False))
+        except RuntimeError:  # pragma: no cover - llvmlite cannot tell
+            return False
+    return name == "znver4" or (name == "znver3" and avx512)
 
 
 # Whether whole blocks' products may go to BLAS (fixed when the kernels
@@ -506,10 +507,10 @@ def _log_densities(f, m, w_matrix, lp):  # pragma: no cover
     # With the components outermost, each re-read all q feature rows, from
     # L2 once a block's exceed L1 (q = 16 up): full d=16, k=4 took 1.5 times
     # as long. Two components a pass load the group's four values once for
-    # both (six loads for eight products instead of five for four): a
-    # block's two products, full d=32, k=16, took about 0.7 of the time
-    # compiled for AVX2 (see GEMM_PRODUCTS). Each lp[j, i] adds the same
-    # terms in the same order.
+    # both (six loads for eight products instead of five for four): whole
+    # fits of full d=32, k=16 took 0.90 of the time without AVX-512 and 0.75
+    # with it (ad hoc, Zen 4; AVX-512 gives LLVM 32 vector registers, AVX2
+    # 16). Each lp[j, i] adds the same terms in the same order.
     while p + 4 <= q:
         j = 0
         while j + 2 <= k:

@@ -325,14 +325,39 @@ def test_blas_takes_a_blocks_products_only_as_they_grow():
     assert (np.diff(rule.astype(int), axis=1) >= 0).all()
 
 
+def test_the_vector_width_is_read_from_the_features_numba_compiles_for():
+    """Which rule applies follows the features numba compiles with (told,
+    or the host's), not a CPU name, which changes only numba's tuning; and
+    a Zen 4 never counts as full-width AVX-512. (Pure functions of their
+    arguments: patching numba's or llvmlite's globals here would reach a
+    compile running on another thread.)"""
+    from numba.core import codegen, config
+
+    assert not kernels._wide_vectors("+avx2,+fma,-avx512f")
+    assert kernels._wide_vectors("+avx2,+fma,+avx512f,+avx512bw")
+    told = config.CPU_FEATURES or codegen.get_host_cpu_features()
+    assert kernels._wide_vectors() == kernels._wide_vectors(told)
+    for name, avx512, half in [
+        ("znver4", True, True),
+        ("znver3", True, True),  # LLVM before 16 names a Zen 4 so
+        ("znver3", False, False),
+        ("skylake-avx512", True, False),
+        ("sapphirerapids", True, False),
+    ]:
+        assert kernels._half_width_512(name, avx512) is half, name
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("k, q", [(1, 7), (2, 9), (5, 40), (16, 153), (17, 561)])
+@pytest.mark.parametrize(
+    "k, q", [(3, 4), (1, 7), (2, 9), (3, 10), (5, 40), (16, 153), (17, 561)]
+)
 def test_a_blocks_products_by_blas_and_by_the_loops_agree(dtype, k, q):
     """Whichever the CPU picks for whole blocks, both are tested here: the
     BLAS products and the loops (two components a pass, an odd one on its
-    own, four feature rows a pass and one to three left) give the same
-    log-densities and moments, and scaling moves the responsibilities into
-    ``lp``."""
+    own, four feature rows a pass and one to three left; q = 4, spherical
+    2-D, leaves its odd component to them) give the same log-densities and
+    moments, each within a few roundings of its terms' sizes, and scaling
+    moves the responsibilities into ``lp``."""
     rng = np.random.RandomState(0)
     m = kernels.BLOCK
     f = rng.standard_normal((q, m)).astype(dtype)
@@ -351,12 +376,15 @@ def test_a_blocks_products_by_blas_and_by_the_loops_agree(dtype, k, q):
     blas, loops = np.zeros((k, q)), np.zeros((k, q))
     kernels._add_moments_by_blas(lp_blas, f, scale, blas)
     kernels._add_moments(lp_loops, f, m - 1, scale, loops)
-    r = want * scale
+    r, f64 = want * scale, f.astype(np.float64)
     for got, rows in ((blas, m), (loops, m - 1)):
-        expected = r[:, :rows] @ f[:, :rows].T.astype(np.float64)
-        assert_allclose(got, expected, rtol=10 * rtol, atol=10 * rtol * rows)
+        expected = r[:, :rows] @ f64[:, :rows].T
+        # Rounding grows with the sum of the terms' sizes, not the sum.
+        size = np.abs(r[:, :rows]) @ np.abs(f64[:, :rows]).T
+        assert_allclose(got, expected, rtol=0, atol=10 * rtol * size.max())
+        assert (np.abs(got - expected) <= 10 * rtol * size).all()
     assert_allclose(lp_blas, r, **tol)  # the responsibilities, in place
-    if q > 6:
+    if q > 6:  # from seven feature rows the loops scale lp in place too
         assert_allclose(lp_loops[:, : m - 1], r[:, : m - 1], **tol)
 
 
