@@ -599,9 +599,7 @@ def _add_moments(lp, f, m, scale, moments):  # pragma: no cover
     # feature rows at a time for two components a pass, as in _log_densities
     # (spherical 2-D, q = 4: the component _moments_in_pairs left, if any):
     # eight running sums, the group's four values loaded once for both.
-    for j in range(first, k):
-        for i in range(m):
-            lp[j, i] *= scale[i]
+    _scale(lp, m, scale, first)
     p = 0
     while p + 4 <= q:
         j = first
@@ -921,9 +919,9 @@ def _mend_empty(lp, m, top, total):  # pragma: no cover
 
 
 @_jit
-def _scale(lp, m, scale):  # pragma: no cover - compiled
-    """``lp[:, :m] *= scale[:m]``."""
-    for j in range(lp.shape[0]):
+def _scale(lp, m, scale, first=0):  # pragma: no cover - compiled
+    """``lp[first:, :m] *= scale[:m]``."""
+    for j in range(first, lp.shape[0]):
         for i in range(m):
             lp[j, i] *= scale[i]
 
